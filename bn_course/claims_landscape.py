@@ -16,10 +16,9 @@ from .probes import landscape
 from .plots import grid
 
 # %% auto #0
-__all__ = ['PROBES', 'SETTINGS', 'LABELS', 'COLORS', 'MEASURES', 'WINDOWS', 'settings', 'grad_norm', 'probe', 'probe_run',
-           'measures', 'ratio', 'relative_change', 'predictive_range', 'plot_landscape', 'plot_predictiveness',
-           'plot_directions', 'landscape_study', 'landscape_verdict', 'landscape_summary', 'landscape_vgg',
-           'landscape_dln']
+__all__ = ['PROBES', 'SETTINGS', 'LABELS', 'COLORS', 'MEASURES', 'WINDOWS', 'settings', 'probe_run', 'measures', 'ratio',
+           'relative_change', 'predictive_range', 'plot_landscape', 'plot_predictiveness', 'plot_directions',
+           'landscape_study', 'landscape_verdict', 'landscape_summary', 'landscape_vgg', 'landscape_dln']
 
 # %% ../nbs/13_landscape.ipynb #42cfc240
 PROBES = {
@@ -47,27 +46,6 @@ def settings(arch: str, scale='cpu', **overrides) -> dict:
     st['seeds'] = tuple(st['seeds'])
     return st
 
-# %% ../nbs/13_landscape.ipynb #026743b7
-def grad_norm(model) -> float:
-    "l2 norm of the gradient currently stored in `model`'s parameters (read only)."
-    gs = [p.grad.detach().float().pow(2).sum() for p in model.parameters() if p.grad is not None]
-    return math.sqrt(float(sum(gs))) if gs else math.nan
-
-def probe(model, loss_fn, x, y, lr: float, scale=(0.5, 4.0), n: int = 8, spacing: str = 'linear',
-          direction: str = 'gradient', seed: int = 0) -> dict:
-    "`landscape` at `n` step sizes in `scale` x `lr`, evenly (`'linear'`) or geometrically (`'log'`) spaced."
-    if spacing == 'linear':
-        r = dict(landscape(model, loss_fn, x, y, lr, scale=scale, n=n, direction=direction, seed=seed))
-    elif spacing == 'log':
-        parts = [landscape(model, loss_fn, x, y, lr, scale=(float(s), float(s)), n=1, direction=direction, seed=seed)
-                 for s in np.geomspace(scale[0], scale[1], n)]
-        r = dict(etas=[p['etas'][0] for p in parts], loss=[p['loss'][0] for p in parts],
-                 grad_diff=[p['grad_diff'][0] for p in parts], beta=max(p['beta'] for p in parts),
-                 loss0=parts[0]['loss0'])
-    else: raise ValueError(f"spacing must be 'linear' or 'log', got {spacing!r}")
-    r['grad_norm'] = grad_norm(model)
-    return r
-
 # %% ../nbs/13_landscape.ipynb #013dbbeb
 def _arrays(m: Measure) -> dict:
     v = m.values
@@ -80,8 +58,8 @@ def probe_run(arch: str, norm: str, scale='cpu', seed: int = 0, device=None, **o
     st = settings(arch, scale, **overrides)
     steps, count = st['steps'], iter(range(10**9))
     def f(direction):
-        return lambda model, xb, yb: probe(model, st['loss_fn'], xb, yb, st['lr'], st['scale'], st['n'], st['spacing'],
-                                           direction=direction, seed=1000*seed + next(count))
+        return lambda model, xb, yb: landscape(model, st['loss_fn'], xb, yb, st['lr'], st['scale'], st['n'], direction=direction,
+                                               seed=1000*seed + next(count), spacing=st['spacing'])
     cbs = [Measure(f('gradient'), every=max(1, steps // st['probes']), name='gradient')]
     if st['random_probes']: cbs.append(Measure(f('random'), every=max(1, steps // st['random_probes']), name='random'))
     run = run_vgg if arch == 'vgg' else run_dln

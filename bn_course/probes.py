@@ -16,7 +16,7 @@ from .models import weight_layers, pre_activations
 from .train import Callback
 
 # %% auto #0
-__all__ = ['LANDSCAPE_DIRECTIONS', 'ics', 'landscape', 'ActivationSampler', 'moment_changes']
+__all__ = ['LANDSCAPE_DIRECTIONS', 'LANDSCAPE_SPACINGS', 'ics', 'landscape', 'ActivationSampler', 'moment_changes']
 
 # %% ../nbs/04_probes.ipynb #180b1429
 @contextmanager
@@ -107,6 +107,7 @@ def ics(model: nn.Module, loss_fn, x: torch.Tensor, y: torch.Tensor, lr: float, 
 
 # %% ../nbs/04_probes.ipynb #4801477d
 LANDSCAPE_DIRECTIONS = ('gradient', 'random')
+LANDSCAPE_SPACINGS = ('linear', 'log')
 
 def _random_like(ts: dict, norm: torch.Tensor, seed: int) -> dict:
     "A Gaussian direction shaped like `ts`, of global l2 norm `norm`, from its own generator (same on every device)."
@@ -116,10 +117,10 @@ def _random_like(ts: dict, norm: torch.Tensor, seed: int) -> dict:
     return {n: v*s for n, v in d.items()}
 
 def landscape(model: nn.Module, loss_fn, x: torch.Tensor, y: torch.Tensor, lr: float, scale=(0.5, 4.0), n: int = 8,
-              direction: str = 'gradient', seed: int = 0) -> dict:
+              direction: str = 'gradient', seed: int = 0, spacing: str = 'linear') -> dict:
     """Probe the loss along `-d` on the batch `(x, y)`: d = the gradient g (or, `direction='random'`, a random
-    direction of the same norm from a generator seeded by `seed`), at `n` step sizes `etas` evenly spaced over
-    `scale` x `lr`. Returns `etas`, `loss` = L(w - eta d), `grad_diff` = ||grad L(w) - grad L(w - eta d)||,
+    direction of the same norm from a generator seeded by `seed`), at `n` step sizes `etas` spanning `scale` x `lr`,
+    evenly spaced (`spacing='linear'`) or geometrically (`'log'`, for ranges over decades). Returns `etas`, `loss` = L(w - eta d), `grad_diff` = ||grad L(w) - grad L(w - eta d)||,
     `beta` = max grad_diff / ||eta d|| (inf if a probe diverged), `loss0` = L(w), `grad_norm` = ||g||.
     Train mode, one noise draw, and the model (parameters, buffers, `.grad`, modes) and RNG left as they were."""
     _check_lr(lr)
@@ -129,7 +130,10 @@ def landscape(model: nn.Module, loss_fn, x: torch.Tensor, y: torch.Tensor, lr: f
     lo, hi = scale
     if not (0 < lo <= hi and math.isfinite(hi)):
         raise ValueError(f"scale must be (lo, hi) with 0 < lo <= hi, got {scale!r}")
-    etas = torch.linspace(lo*lr, hi*lr, int(n), dtype=torch.float64).tolist()
+    if spacing not in LANDSCAPE_SPACINGS:
+        raise ValueError(f"unknown spacing {spacing!r}; choose one of {', '.join(map(repr, LANDSCAPE_SPACINGS))}")
+    space = torch.linspace if spacing == 'linear' else lambda a, b, k, **kw: torch.logspace(math.log10(a), math.log10(b), k, **kw)
+    etas = space(lo*lr, hi*lr, int(n), dtype=torch.float64).tolist()
     w = _trainable(model)
     names = list(w)
     with _measuring(model, x) as replay:
