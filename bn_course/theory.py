@@ -11,7 +11,8 @@ from torch.autograd.functional import hvp
 # %% auto #0
 __all__ = ['bn_stats', 'bn_forward', 'bn_project', 'bn_input_grad', 'grad_through_bn', 'thm41_rhs', 'quad_form', 'unit_dir',
            'thm42_lhs', 'thm42_terms', 'identity_affine', 'worst_input', 'max_weight_grad_sq', 'ascend_weight_grad',
-           'thm44_rhs', 'best_ray_scale', 'ray_gain', 'bn_regression_loss', 'best_affine', 'fit_linear']
+           'thm44_rhs', 'best_ray_scale', 'ray_gain', 'bn_regression_loss', 'best_affine', 'fit_linear',
+           'theory_checks']
 
 # %% ../nbs/14_theory.ipynb #139e2536
 def bn_stats(y, eps=0.):
@@ -133,3 +134,87 @@ def fit_linear(X, t, bias=True):
     A = torch.cat([X, torch.ones(len(X), 1, dtype=X.dtype)], 1) if bias else X
     sol = torch.linalg.lstsq(A, t[:, None]).solution[:, 0]
     return (sol[:-1], sol[-1]) if bias else (sol, torch.zeros((), dtype=X.dtype))
+
+# %% ../nbs/14_theory.ipynb #24df7842
+import matplotlib.pyplot as plt
+from .experiments import claim
+
+def _problems(n: int, seed: int = 0):
+    "`n` random float64 problems `(y, gamma, beta, loss)`: batch 3..63, three units, alternating two downstream losses."
+    gen, f64 = torch.Generator().manual_seed(seed), dict(dtype=torch.float64)
+    rn = lambda *s: torch.randn(*s, generator=gen, **f64)
+    for i in range(n):
+        m = int(torch.randint(3, 64, (1,), generator=gen))
+        y = 10**(2*float(torch.rand(1, generator=gen)) - 1)*(rn(m, 3) + 3*rn(3))
+        gamma, beta, t, mix = 0.2 + 2*torch.rand(3, generator=gen, **f64), rn(3), rn(m, 3), rn(3, 3)
+        loss = (lambda z, t=t: 0.5*((z - t)**2).sum()) if i % 2 else (lambda z, t=t, mix=mix: torch.tanh(z @ mix + t).sum())
+        yield y, gamma, beta, loss
+
+def _rel(a, b, scale=None) -> float:
+    "Largest |a - b| relative to `scale` (default: the largest entry of |a| and |b|)."
+    s = torch.maximum(a.abs().max(), b.abs().max()) if scale is None else scale
+    return float((a - b).abs().max()/(s + 1e-300))
+
+# %% ../nbs/14_theory.ipynb #00f459a4
+def _counterexample():
+    "Theorem 4.1's counterexample: y = (-1, -1, 1, 1), L = z_4; the true squared gradient norm, printed 4.1 and 4.4 sides."
+    y = torch.tensor([[-1.], [-1.], [1.], [1.]], dtype=torch.float64)
+    G, g = grad_through_bn(y, lambda z: z[3, 0])
+    _, s, yh = bn_stats(y)
+    return dict(true=float((G**2).sum()), printed41=float(thm41_rhs(g, yh, 1., s, printed=True)[0]),
+                printed44=float(thm44_rhs(g, yh, 1., s, 1., printed=True)[0]), g_hat=float(max_weight_grad_sq(G, 1.)[0]))
+
+def _theory_figure(true, corr, prin):
+    fig, ax = plt.subplots(figsize=(5.5, 4.2))
+    ax.plot(true, corr, 'o', ms=3, label='corrected (1/m): equality')
+    ax.plot(true, prin, 'x', ms=3, label='printed (1/sqrt m): below the true value')
+    lim = [min(true), max(true)]; ax.plot(lim, lim, 'k-', lw=0.8, label='y = x')
+    ax.set(xscale='log', xlabel=r'$\|\nabla_y \hat L\|^2$ (autograd)', ylabel='right side of Theorem 4.1',
+           title='Theorem 4.1 on random problems')
+    ax.set_yscale('symlog', linthresh=1e-2); ax.legend(fontsize=8); plt.close(fig)
+    return fig
+
+# %% ../nbs/14_theory.ipynb #c627875b
+@claim('theory', 'Sec 4 (Thm 4.1, 4.2, 4.4, Obs 4.3)',
+       "Section 4's statements checked with autograd: which hold as printed, and the corrected forms of those that do not.")
+def theory_checks(scale='cpu', seeds=None, device=None, n: int = 40) -> dict:
+    "Section 4 on `n` random float64 problems per seed and on the counterexample (CPU, seconds; `scale` and `device` do not matter)."
+    seeds = [0] if seeds is None else list(seeds)
+    err = dict(projection=0., thm41=0., thm42=0., obs43=0., thm44=0.)
+    units = fail41 = fail44 = 0; true, corr, prin = [], [], []
+    for s in seeds:
+        for y, gamma, beta, f in _problems(n, s):
+            G, g = grad_through_bn(y, f, gamma, beta)
+            _, sigma, yh = bn_stats(y)
+            gg = (G**2).sum(0)
+            err['projection'] = max(err['projection'], _rel(G, bn_input_grad(y, g, gamma)))
+            err['thm41'] = max(err['thm41'], _rel(gg, thm41_rhs(g, yh, gamma, sigma)))
+            p41 = thm41_rhs(g, yh, gamma, sigma, printed=True)
+            fail41 += int((p41 < gg*(1 - 1e-9)).sum())
+            first, corr_term = thm42_terms(y, f, gamma, beta)
+            err['thm42'] = max(err['thm42'], _rel(thm42_lhs(y, f, gamma, beta), first - corr_term, (first.abs() + corr_term.abs()).max()))
+            err['obs43'] = max(err['obs43'], _rel(bn_forward(y, *identity_affine(y)), y))
+            lam = 1.7
+            gh = max_weight_grad_sq(G, lam)
+            err['thm44'] = max(err['thm44'], _rel(gh, thm44_rhs(g, yh, gamma, sigma, lam)))
+            fail44 += int((gh > thm44_rhs(g, yh, gamma, sigma, lam, printed=True)*(1 + 1e-9) + 1e-300).sum())
+            units += y.shape[1]; true += gg.tolist(); corr += thm41_rhs(g, yh, gamma, sigma).tolist(); prin += p41.tolist()
+    cx, tol = _counterexample(), 1e-9
+    v = {f"the gradient through BN is the projection (gamma/sigma) P g (max rel. error {err['projection']:.1e} over {units} units)": err['projection'] < tol,
+         f"Theorem 4.1 as printed (1/sqrt(m)) holds (violated on {fail41}/{units} random units; y=(-1,-1,1,1), L=z_4: "
+         f"{cx['true']:.3g} > {cx['printed41']:.3g})": fail41 == 0 and cx['true'] <= cx['printed41'],
+         f"Theorem 4.1 with 1/m holds, as an equality (max rel. error {err['thm41']:.1e})": err['thm41'] < tol,
+         f"Theorem 4.2 holds, as an equality (max rel. error {err['thm42']:.1e})": err['thm42'] < 1e-7,
+         f"Observation 4.3: gamma = sigma, beta = mu gives back the un-normalized output (max rel. error {err['obs43']:.1e})": err['obs43'] < tol,
+         f"Theorem 4.4 as printed holds (violated on {fail44}/{units} random units at lambda 1.7; counterexample at lambda 1: "
+         f"{cx['g_hat']:.3g} > {cx['printed44']:.3g})": fail44 == 0 and cx['g_hat'] <= cx['printed44'],
+         f"Theorem 4.4 corrected (g_j = lambda^2 ||g||^2, lambda^2 m mu_g^2, lambda^2/m <g, y_hat>^2) holds, as an equality "
+         f"(max rel. error {err['thm44']:.1e})": err['thm44'] < tol}
+    v = {k: bool(x) for k, x in v.items()}
+    return dict(errors=err, units=units, violations=dict(thm41_printed=fail41, thm44_printed=fail44), counterexample=cx,
+                paper=dict(thm41='coefficient 1/sqrt(m), inequality', thm44='g_j^2 - m mu_g^2 - lambda^2 <g, y_hat>^2'),
+                verdict=v, figures=[_theory_figure(true, corr, prin)],
+                summary=(f"{units} random units: projection, Thm 4.1 (1/m), 4.2, Obs 4.3 and corrected 4.4 hold to "
+                         f"{max(err.values()):.0e}; printed 4.1 fails on {fail41}, printed 4.4 on {fail44}; counterexample "
+                         f"{cx['true']:.2g} > {cx['printed41']:.2g} (4.1), {cx['g_hat']:.2g} > {cx['printed44']:.2g} (4.4). "
+                         f"Lemma 4.5 (needs a bias): see 14_theory"))
