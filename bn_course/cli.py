@@ -4,7 +4,7 @@
 
 # %% ../nbs/30_cli.ipynb #0bdfb872
 from __future__ import annotations
-import argparse, importlib, json, math, os, platform, statistics, sys, tempfile, time, traceback
+import argparse, importlib, inspect, json, math, os, platform, statistics, sys, tempfile, time, traceback
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,9 +17,9 @@ from .experiments import CLAIMS, CLAIM_MODULES, SCALES, get_scale, save_result, 
 from .train import default_device
 
 # %% auto #0
-__all__ = ['DEVICES', 'load_claims', 'claim_lines', 'check_names', 'check_device', 'check_out', 'check_args', 'run_claim',
-           'cached', 'verdict_of', 'report_md', 'environment', 'reproduce', 'time_ms', 'step_ms', 'bench_setups',
-           'probe_costs', 'projected_course', 'bench', 'make_parser', 'main']
+__all__ = ['DEVICES', 'load_claims', 'claim_lines', 'check_names', 'check_device', 'check_out', 'check_args', 'takes_steps',
+           'run_claim', 'cached', 'verdict_of', 'report_md', 'environment', 'reproduce', 'time_ms', 'step_ms',
+           'bench_setups', 'probe_costs', 'projected_course', 'bench', 'make_parser', 'main']
 
 # %% ../nbs/30_cli.ipynb #0c8773a9
 def load_claims() -> tuple[dict, dict]:
@@ -67,33 +67,42 @@ def check_out(out) -> Path:
         raise ValueError(f"cannot write the results to {str(out)!r}: {e.strerror or e}") from None
     return out
 
-def check_args(names, scale, out, device, seeds) -> tuple[list[str], torch.device, Path]:
+def check_args(names, scale, out, device, seeds, steps=None) -> tuple[list[str], torch.device, Path]:
     "Validate everything `reproduce` takes; returns the claim names, the device and the output directory."
     claims, broken = load_claims()
     names = check_names(names, claims, broken)
     get_scale(scale)
     if seeds is not None and (not isinstance(seeds, int) or seeds < 1):
         raise ValueError(f"seeds must be a positive integer, got {seeds!r}")
+    if steps is not None and (not isinstance(steps, int) or steps < 1):
+        raise ValueError(f"steps must be a positive integer, got {steps!r}")
     return names, check_device(device), check_out(out)
 
 # %% ../nbs/30_cli.ipynb #c2abb56d
-def run_claim(c, scale: str, seeds: int | None, device) -> dict:
-    "Run claim `c`; its result dict with a `meta` entry, or the error if it raised."
+def takes_steps(c) -> bool:
+    "Whether claim `c`'s experiment accepts a `steps=` length."
+    ps = inspect.signature(c.run).parameters.values()
+    return any(p.name == 'steps' or p.kind == p.VAR_KEYWORD for p in ps)
+
+def run_claim(c, scale: str, seeds: int | None, device, steps: int | None = None) -> dict:
+    "Run claim `c` (with `steps` training steps if given and it takes them); its result with a `meta` entry, or the error."
     kw = dict(scale=scale, device=str(device)) | ({} if seeds is None else dict(seeds=list(range(seeds))))
+    if steps is not None and takes_steps(c): kw['steps'] = steps
     t0 = time.perf_counter()
     try: res, status = dict(c.run(**kw)), 'ok'
     except Exception as e:
         res, status = dict(error=f'{type(e).__name__}: {e}', traceback=traceback.format_exc()), 'failed'
     res['meta'] = dict(claim=c.name, figures=c.figures, statement=c.statement, status=status, scale=scale,
-                       seeds=seeds, device=str(device), duration_s=time.perf_counter() - t0,
+                       seeds=seeds, steps=kw.get('steps'), device=str(device), duration_s=time.perf_counter() - t0,
                        finished=datetime.now(timezone.utc).isoformat(timespec='seconds'))
     return res
 
-def cached(out, name: str, scale: str, seeds: int | None) -> dict | None:
-    "The saved result of `name` in `out` if it succeeded at the same scale and seeds, else None."
+def cached(out, name: str, scale: str, seeds: int | None, steps: int | None = None) -> dict | None:
+    "The saved result of `name` in `out` if it succeeded at the same scale, seeds and steps, else None."
     r = load_result(out, name)
     m = (r or {}).get('meta', {})
-    return r if m.get('status') == 'ok' and m.get('scale') == scale and m.get('seeds') == seeds else None
+    same = m.get('scale') == scale and m.get('seeds') == seeds and m.get('steps') == (steps if takes_steps(CLAIMS[name]) else None)
+    return r if m.get('status') == 'ok' and same else None
 
 # %% ../nbs/30_cli.ipynb #55dbdac6
 def verdict_of(res: dict) -> str:
@@ -145,26 +154,27 @@ def _close(fig):
     plt.close(fig)
 
 def reproduce(names=None, scale: str = 'cpu', out='bn_course_out', device: str = 'auto', seeds: int | None = None,
-              force: bool = False, progress: bool | None = None, log=tqdm.write) -> dict:
-    "Run the claims `names` (all if empty) at `scale`; write figures, `results.json` and `report.md` to `out`."
-    names, dev, out = check_args(names, scale, out, device, seeds)
+              force: bool = False, progress: bool | None = None, log=tqdm.write, steps: int | None = None) -> dict:
+    """Run the claims `names` (all if empty) at `scale`; write figures, `results.json` and `report.md` to `out`.
+    `steps` shortens (or lengthens) every claim that trains: for smoke tests and time budgets, not for verdicts."""
+    names, dev, out = check_args(names, scale, out, device, seeds, steps)
     _, broken = load_claims()
     for mod, err in broken.items(): log(f'warning: claim module {mod} failed to import: {err}')
     if progress is None: progress = not os.environ.get('IN_TEST')
     t0, results = time.perf_counter(), {}
     for name in (bar := tqdm(names, desc='claims', unit='claim', disable=not progress)):
         bar.set_postfix_str(name)
-        res, r = None, (None if force else cached(out, name, scale, seeds))
+        res, r = None, (None if force else cached(out, name, scale, seeds, steps))
         if r is not None: log(f'{name}: read back from {out/name}.json (same scale and seeds; --force recomputes)')
         else:
             log(f'{name}: running at {scale} scale on {dev} ...')
-            res = run_claim(CLAIMS[name], scale, seeds, dev)
+            res = run_claim(CLAIMS[name], scale, seeds, dev, steps)
             r = save_result(res, out, name)
             for f in res.get('figures', []): _close(f)
             log(f"{name}: {verdict_of(r)} ({r['meta']['duration_s']:.1f} s)" + (f": {r['error']}" if 'error' in r else ''))
         r['meta']['resumed'] = res is None
         results[name] = r
-    results = dict(config=dict(scale=scale, scale_settings=asdict(get_scale(scale)), seeds=seeds, only=names,
+    results = dict(config=dict(scale=scale, scale_settings=asdict(get_scale(scale)), seeds=seeds, steps=steps, only=names,
                                force=force, out=str(out.resolve())),
                    environment=environment(dev), duration_s=time.perf_counter() - t0,
                    finished=datetime.now(timezone.utc).isoformat(timespec='seconds'),
@@ -265,6 +275,8 @@ def make_parser() -> argparse.ArgumentParser:
     r.add_argument('--out', default='bn_course_out', metavar='DIR', help='output directory (default: %(default)s)')
     r.add_argument('--seeds', type=int, metavar='N', help='run seeds 0..N-1 (default: each claim chooses)')
     r.add_argument('--force', action='store_true', help='recompute claims already in --out')
+    r.add_argument('--steps', type=int, metavar='N', help='train N steps in every claim that trains (a smoke test; '
+                   'verdicts need the default lengths)')
     b = sub.add_parser('bench', help='step times with and without BN, probe costs, projected course time')
     b.add_argument('--repeats', type=int, default=10, metavar='N', help='timed repeats per figure (default: %(default)s)')
     b.add_argument('--out', default='bn_course_out', metavar='DIR', help='where a previous reproduce wrote results.json')
@@ -289,12 +301,12 @@ def main(argv=None) -> int:
         if a.cmd == 'bench':
             check_device(a.device)
             if a.repeats < 1: raise ValueError(f'--repeats must be at least 1, got {a.repeats}')
-        else: check_args(a.only, a.scale, a.out, a.device, a.seeds)
+        else: check_args(a.only, a.scale, a.out, a.device, a.seeds, a.steps)
     except ValueError as e: a.parser.error(str(e))   # prints usage and the message, exits with 2
     if a.cmd == 'bench':
         bench(a.scale, a.device, a.repeats, a.out)
         return 0
-    res = reproduce(a.only, a.scale, a.out, a.device, a.seeds, a.force)
+    res = reproduce(a.only, a.scale, a.out, a.device, a.seeds, a.force, steps=a.steps)
     failed = [n for n, r in res['claims'].items() if r['meta']['status'] != 'ok'] + list(res['broken_modules'])
     for n, r in res['claims'].items(): print(f'{n:<24} {verdict_of(r)}')
     return 1 if failed else 0
