@@ -224,6 +224,7 @@ def _claim_result(arch, norms, scale, seeds, device, fig_names, **overrides) -> 
     figs = [plot_landscape(st, f'{fig_names[0]}: landscape along the gradient, {t}', log_loss=(arch == 'dln')),
             plot_predictiveness(st, f'{fig_names[1]}: gradient change against step size, {t}'),
             plot_directions(st, f'gradient vs random directions, {t}')]
+    for f in figs: plt.close(f)          # shown where a notebook asks for them, saved by the CLI; not twice
     return dict(study=st, ratios=st['ratios'], predictive_range=st['predictive_range'], final_loss=st['final_loss'],
                 seconds=st['seconds'], verdict=v,
                 summary=landscape_summary(st) + f'; {sum(v.values())}/{len(v)} checks hold', figures=figs)
