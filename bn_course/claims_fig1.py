@@ -63,11 +63,15 @@ def steps_to(h, level: float = 0.5, window: int = 20) -> float:
 
 # %% ../nbs/10_fig1.ipynb #ea113216
 _CACHE = {}
-SAMPLE = dict(layers=(3, 11), every={'cpu': 5, 'paper': 100})
+SAMPLE = dict(layers=(3, 11), every={'cpu': 5, 'paper': 100}, positions=('one', 'all'))
 
-def _sampler(layers, every, seed):
+def _sampler(layers, every, seed, position='all'):
     from bn_course.probes import ActivationSampler
-    return ActivationSampler(layers=list(layers), every=every, seed=seed)
+    return ActivationSampler(layers=list(layers), every=every, seed=seed, position=position)
+
+def _sampled(g, norm, lr, seed, position):
+    "The run's activation sampler with this `position` ('one': a single activation, 'all': a channel pooled)."
+    return next(c for c in g['callbacks'][norm, lr, seed] if getattr(c, 'position', None) == position)
 
 
 def _runs(scale, seeds, steps, device):
@@ -75,7 +79,7 @@ def _runs(scale, seeds, steps, device):
     key = (repr(get_scale(scale)), st['seeds'], st['steps'], str(device))
     if key not in _CACHE:
         every = SAMPLE['every'][getattr(scale, 'name', scale)]
-        cb = lambda norm, lr, seed: [_sampler(SAMPLE['layers'], every, seed)]
+        cb = lambda norm, lr, seed: [_sampler(SAMPLE['layers'], every, seed, p) for p in SAMPLE['positions']]
         _CACHE[key] = dict(train_grid(scale, ('none', 'batch'), st['lrs'], st['seeds'], st['steps'],
                                       st['eval_every'], device, callbacks=cb), settings=st)
     return _CACHE[key]
@@ -209,44 +213,54 @@ def drifts(means, stds, values=None) -> dict:
 from .plots import plot_ridge, plot_percentiles
 
 def _fig1c(g, lr, seed, layers) -> list:
-    cb = {n: g['callbacks'][n, lr, seed][0] for n in ('none', 'batch')}
-    fig, axs = grid(2*len(layers), ncols=2, size=(4.6, 4.2), title=f'Fig 1c: one random unit per layer over training, lr {lr:g}, seed {seed}')
+    cb = {n: _sampled(g, n, lr, seed, 'one') for n in ('none', 'batch')}
+    fig, axs = grid(2*len(layers), ncols=2, size=(4.6, 4.2), title=f'Fig 1c: one random activation per layer over training, lr {lr:g}, seed {seed}')
     for i, k in enumerate(layers):
         for j, n in enumerate(('none', 'batch')):
             plot_ridge(cb[n].steps, cb[n].values[k], ax=axs[2*i + j], color=COLORS[LABELS[n]],
                        title=f'{LABELS[n]}, layer #{k}', xlabel='input to the nonlinearity')
     fig.tight_layout()
-    fig2, axs2 = grid(len(layers), ncols=len(layers), size=(5, 3.4), title='median, 25-75% and 5-95% of the same units')
-    for i, k in enumerate(layers):
-        for n in ('none', 'batch'):
-            plot_percentiles(cb[n].steps, cb[n].values[k], ax=axs2[i], color=COLORS[LABELS[n]], label=LABELS[n],
-                             title=f'layer #{k}', ylabel='input to the nonlinearity')
+    fig2, axs2 = grid(2*len(layers), ncols=len(layers), size=(5, 3.4),
+                      title='median, 25-75% and 5-95%: the same activations (top), their whole channels pooled (bottom)')
+    for r, (pos, what) in enumerate((('one', 'one position'), ('all', 'channel pooled'))):
+        for i, k in enumerate(layers):
+            for n in ('none', 'batch'):
+                c = _sampled(g, n, lr, seed, pos)
+                plot_percentiles(c.steps, c.values[k], ax=axs2[r*len(layers) + i], color=COLORS[LABELS[n]], label=LABELS[n],
+                                 title=f'layer #{k}, {what}', ylabel='input to the nonlinearity')
     fig2.tight_layout(); plt.close(fig); plt.close(fig2)
     return [fig, fig2]
 
 @claim('fig1-distributions', 'Fig 1c',
        'Layer-input distributions are only marginally steadier with BatchNorm than without.')
 def fig1_distributions(scale='cpu', seeds=None, device=None, steps=None) -> dict:
-    "One random unit of layers #3 and #11, sampled during the Fig 1a,b runs: drifts of its distribution with and without BN."
+    """One random activation of layers #3 and #11, sampled during the Fig 1a,b runs: drifts of its distribution
+    with and without BN. `drift` (the verdict's) is for the channel at one fixed position, over the batch;
+    `drift_pooled` for the same channel pooled over all positions (for BN, its beta and gamma^2 by construction);
+    `drift_seeds` has the per-seed values of both, by position 'one'/'all'."""
     name, layers = getattr(scale, 'name', scale), tuple(SAMPLE['layers'])
     g = _runs(scale, seeds, steps, device)
     st = g['settings']; lr = st['lrs'][0]
-    res = dict(scale=name, lr=lr, layers=list(layers), seeds=list(st['seeds']), drift={})
-    for n in ('none', 'batch'):
-        for k in layers:
-            ds = []
-            for s in st['seeds']:
-                cb = g['callbacks'][n, lr, s][0]
-                ds.append(drifts(cb.means[k], np.sqrt(cb.vars[k]), cb.values[k]))
-            res['drift'][f'{n} #{k}'] = {key: float(np.mean([d[key] for d in ds])) for key in ('mean', 'spread')}
+    res = dict(scale=name, lr=lr, layers=list(layers), seeds=list(st['seeds']), measure='one', drift={},
+               drift_pooled={}, drift_seeds={'one': {}, 'all': {}})
+    for out, pos in (('drift', 'one'), ('drift_pooled', 'all')):
+        for n in ('none', 'batch'):
+            for k in layers:
+                ds = []
+                for s in st['seeds']:
+                    cb = _sampled(g, n, lr, s, pos)
+                    ds.append(drifts(cb.means[k], np.sqrt(cb.vars[k]), cb.values[k]))
+                res['drift_seeds'][pos][f'{n} #{k}'] = {key: [d[key] for d in ds] for key in ('mean', 'spread')}
+                res[out][f'{n} #{k}'] = {key: float(np.mean([d[key] for d in ds])) for key in ('mean', 'spread')}
     v = {}
     for k in layers:
         for key in ('mean', 'spread'):
             b, s = res['drift'][f'batch #{k}'][key], res['drift'][f'none #{k}'][key]
-            v[f'layer #{k}: BN does not halve the {key} drift (BN {b:.3f} vs standard {s:.3f})'] = bool(b >= 0.5 * s)
+            v[f'layer #{k}: BN does not halve the {key} drift of one activation (BN {b:.3f} vs standard {s:.3f})'] = bool(b >= 0.5 * s)
     res['verdict'] = v
-    res['summary'] = '; '.join(f"layer #{k} mean/spread drift: BN {res['drift'][f'batch #{k}']['mean']:.2f}/"
-                               f"{res['drift'][f'batch #{k}']['spread']:.2f}, standard {res['drift'][f'none #{k}']['mean']:.2f}/"
-                               f"{res['drift'][f'none #{k}']['spread']:.2f}" for k in layers)
+    fmt = lambda d, k: (f"BN {d[f'batch #{k}']['mean']:.2f}/{d[f'batch #{k}']['spread']:.2f}, "
+                        f"standard {d[f'none #{k}']['mean']:.2f}/{d[f'none #{k}']['spread']:.2f}")
+    res['summary'] = ('mean/spread drift, one activation: ' + '; '.join(f"layer #{k} {fmt(res['drift'], k)}" for k in layers)
+                      + ' | channel pooled: ' + '; '.join(f"layer #{k} {fmt(res['drift_pooled'], k)}" for k in layers))
     res['figures'] = _fig1c(g, lr, st['seeds'][0], layers)
     return res

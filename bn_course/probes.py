@@ -156,17 +156,23 @@ def landscape(model: nn.Module, loss_fn, x: torch.Tensor, y: torch.Tensor, lr: f
 class ActivationSampler(Callback):
     """Record, every `every` steps of `train`, the values of `n_units` fixed random units (channels) at the input
     of the nonlinearity of weight layers `layers` (numbered from 1), from the training forward pass, with their
-    mean and variance. `values[k]`/`means[k]`/`vars[k]` are for the first unit of layer k; `units[k]` lists the
-    chosen units; `samples(k, j)`/`moments(k, j)` give unit j. At most `max_values` values are kept per record."""
-    def __init__(self, layers=(3, 11), every: int = 10, n_units: int = 1, seed: int = 0, max_values: int | None = 4096):
+    mean and variance. `position='all'` pools a conv channel over the batch and all its positions (at the output
+    of a BN layer in train mode its mean and variance are then BN's beta and gamma^2, by construction);
+    `position='one'` takes each chosen channel at one fixed random position, `positions[k]` (flat index, drawn at
+    the first record), i.e. one activation over the batch. For a dense layer the two are the same.
+    `values[k]`/`means[k]`/`vars[k]` are for the first unit of layer k; `units[k]` lists the chosen units;
+    `samples(k, j)`/`moments(k, j)` give unit j. At most `max_values` values are kept per record."""
+    def __init__(self, layers=(3, 11), every: int = 10, n_units: int = 1, seed: int = 0, max_values: int | None = 4096,
+                 position: str = 'all'):
         self.layers = [layers] if isinstance(layers, int) else list(layers)
         if not self.layers or any(not isinstance(k, int) or k < 1 for k in self.layers):
             raise ValueError(f"layers must be weight-layer numbers >= 1, got {layers!r}")
         if every < 1: raise ValueError(f"every must be >= 1, got {every}")
         if n_units < 1: raise ValueError(f"n_units must be >= 1, got {n_units}")
         if max_values is not None and max_values < 1: raise ValueError(f"max_values must be >= 1 or None, got {max_values}")
-        self.every, self.n_units, self.seed, self.max_values = every, n_units, seed, max_values
-        self.units, self.steps, self._hooks, self._model = {}, [], [], None
+        if position not in ('all', 'one'): raise ValueError(f"position must be 'all' or 'one', got {position!r}")
+        self.every, self.n_units, self.seed, self.max_values, self.position = every, n_units, seed, max_values, position
+        self.units, self.positions, self._space, self.steps, self._hooks, self._model = {}, {}, {}, [], [], None
         self._vals, self._mom = {k: [] for k in self.layers}, {k: [] for k in self.layers}
 
     def _setup(self, model):
@@ -176,6 +182,7 @@ class ActivationSampler(Callback):
             raise ValueError(f"layer #{max(self.layers)} asked for, but the model has {len(ws)} weight layers")
         self._model, self._mods = model, pre_activations(model)
         self._gen = torch.Generator().manual_seed(self.seed)
+        self.positions, self._space = {}, {}
         for k in self.layers:
             c = ws[k-1].weight.shape[0]
             self.units[k] = torch.randperm(c, generator=self._gen)[:min(self.n_units, c)].tolist()
@@ -184,9 +191,21 @@ class ActivationSampler(Callback):
         for h in self._hooks: h.remove()
         self._hooks = []
 
+    def _place(self, k, out):
+        "Each chosen unit of layer k at its fixed position (drawn at the first call): `[batch, units]`."
+        u = out[:, self.units[k]]
+        space, u = tuple(out.shape[2:]), u.reshape(u.shape[0], u.shape[1], -1)   # [batch, units, positions]
+        if k not in self.positions:
+            self._space[k] = space
+            self.positions[k] = torch.randint(u.shape[2], (u.shape[1],), generator=self._gen).tolist()
+        elif space != self._space[k]:
+            raise RuntimeError(f"position='one' needs a fixed output shape, but layer #{k}'s positions changed from {self._space[k]} to {space}")
+        return u[:, torch.arange(u.shape[1], device=u.device), torch.tensor(self.positions[k], device=u.device)]
+
     def _hook(self, k):
         def f(mod, args, out):
-            v = out.detach()[:, self.units[k]].transpose(0, 1).reshape(len(self.units[k]), -1)   # [units, batch*positions]
+            u = self._place(k, out.detach()) if self.position == 'one' else out.detach()[:, self.units[k]]
+            v = u.transpose(0, 1).reshape(len(self.units[k]), -1)   # [units, batch*positions] ('one': [units, batch])
             mom = torch.stack([v.mean(1), v.var(1, unbiased=False)], 1).cpu()
             if self.max_values is not None and v.shape[1] > self.max_values:
                 v = v[:, torch.randperm(v.shape[1], generator=self._gen)[:self.max_values].to(v.device)]
@@ -238,7 +257,9 @@ class ActivationSampler(Callback):
     @property
     def vars(self) -> dict: return {k: self.moments(k)[1] for k in self.layers}
 
-    def __repr__(self): return f"ActivationSampler(layers={self.layers}, every={self.every}, {len(self.steps)} records)"
+    def __repr__(self):
+        pos = '' if self.position == 'all' else f", position={self.position!r}"
+        return f"ActivationSampler(layers={self.layers}, every={self.every}{pos}, {len(self.steps)} records)"
 
 # %% ../nbs/04_probes.ipynb #cca707c9
 def moment_changes(means, vars) -> dict:
