@@ -4,7 +4,7 @@
 
 # %% ../nbs/30_cli.ipynb #0bdfb872
 from __future__ import annotations
-import argparse, importlib, inspect, json, math, os, platform, statistics, sys, tempfile, time, traceback
+import argparse, contextlib, importlib, inspect, json, math, os, platform, statistics, sys, tempfile, time, traceback
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,9 +17,9 @@ from .experiments import CLAIMS, CLAIM_MODULES, SCALES, get_scale, save_result, 
 from .train import default_device
 
 # %% auto #0
-__all__ = ['DEVICES', 'load_claims', 'claim_lines', 'check_names', 'check_device', 'check_out', 'check_args', 'takes_steps',
-           'run_claim', 'cached', 'verdict_of', 'report_md', 'environment', 'reproduce', 'time_ms', 'step_ms',
-           'bench_setups', 'probe_costs', 'projected_course', 'bench', 'make_parser', 'main']
+__all__ = ['DEVICES', 'load_claims', 'claim_lines', 'check_names', 'check_device', 'check_out', 'check_args', 'default_threads',
+           'torch_threads', 'takes_steps', 'run_claim', 'cached', 'verdict_of', 'report_md', 'environment', 'reproduce',
+           'time_ms', 'step_ms', 'bench_setups', 'probe_costs', 'projected_course', 'bench', 'make_parser', 'main']
 
 # %% ../nbs/30_cli.ipynb #0c8773a9
 def load_claims() -> tuple[dict, dict]:
@@ -67,7 +67,7 @@ def check_out(out) -> Path:
         raise ValueError(f"cannot write the results to {str(out)!r}: {e.strerror or e}") from None
     return out
 
-def check_args(names, scale, out, device, seeds, steps=None) -> tuple[list[str], torch.device, Path]:
+def check_args(names, scale, out, device, seeds, steps=None, threads=None) -> tuple[list[str], torch.device, Path]:
     "Validate everything `reproduce` takes; returns the claim names, the device and the output directory."
     claims, broken = load_claims()
     names = check_names(names, claims, broken)
@@ -76,7 +76,21 @@ def check_args(names, scale, out, device, seeds, steps=None) -> tuple[list[str],
         raise ValueError(f"seeds must be a positive integer, got {seeds!r}")
     if steps is not None and (not isinstance(steps, int) or steps < 1):
         raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    if threads is not None and (not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"threads must be a positive integer, got {threads!r}")
     return names, check_device(device), check_out(out)
+
+# %% ../nbs/30_cli.ipynb #e15c7cef
+def default_threads(scale: str, threads: int | None = None) -> int:
+    "Torch CPU threads for a run: `threads` if given; else 1 at the `cpu` scale, where the notebooks measured, and all of them otherwise."
+    return threads or (1 if scale == 'cpu' else torch.get_num_threads())
+
+@contextlib.contextmanager
+def torch_threads(n: int):
+    "Run the block with `n` torch CPU threads, then restore the previous number."
+    old = torch.get_num_threads(); torch.set_num_threads(n)
+    try: yield n
+    finally: torch.set_num_threads(old)
 
 # %% ../nbs/30_cli.ipynb #c2abb56d
 def takes_steps(c) -> bool:
@@ -93,15 +107,17 @@ def run_claim(c, scale: str, seeds: int | None, device, steps: int | None = None
     except Exception as e:
         res, status = dict(error=f'{type(e).__name__}: {e}', traceback=traceback.format_exc()), 'failed'
     res['meta'] = dict(claim=c.name, figures=c.figures, statement=c.statement, status=status, scale=scale,
-                       seeds=seeds, steps=kw.get('steps'), device=str(device), duration_s=time.perf_counter() - t0,
+                       seeds=seeds, steps=kw.get('steps'), device=str(device), threads=torch.get_num_threads(),
+                       duration_s=time.perf_counter() - t0,
                        finished=datetime.now(timezone.utc).isoformat(timespec='seconds'))
     return res
 
-def cached(out, name: str, scale: str, seeds: int | None, steps: int | None = None) -> dict | None:
-    "The saved result of `name` in `out` if it succeeded at the same scale, seeds and steps, else None."
+def cached(out, name: str, scale: str, seeds: int | None, steps: int | None = None, threads: int | None = None) -> dict | None:
+    "The saved result of `name` in `out` if it succeeded at the same scale, seeds, steps and CPU threads, else None."
     r = load_result(out, name)
     m = (r or {}).get('meta', {})
     same = m.get('scale') == scale and m.get('seeds') == seeds and m.get('steps') == (steps if takes_steps(CLAIMS[name]) else None)
+    same = same and m.get('threads') == default_threads(scale, threads)
     return r if m.get('status') == 'ok' and same else None
 
 # %% ../nbs/30_cli.ipynb #55dbdac6
@@ -154,27 +170,33 @@ def _close(fig):
     plt.close(fig)
 
 def reproduce(names=None, scale: str = 'cpu', out='bn_course_out', device: str = 'auto', seeds: int | None = None,
-              force: bool = False, progress: bool | None = None, log=tqdm.write, steps: int | None = None) -> dict:
+              force: bool = False, progress: bool | None = None, log=tqdm.write, steps: int | None = None,
+              threads: int | None = None) -> dict:
     """Run the claims `names` (all if empty) at `scale`; write figures, `results.json` and `report.md` to `out`.
-    `steps` shortens (or lengthens) every claim that trains: for smoke tests and time budgets, not for verdicts."""
-    names, dev, out = check_args(names, scale, out, device, seeds, steps)
+    `steps` shortens (or lengthens) every claim that trains: for smoke tests and time budgets, not for verdicts.
+    `threads`: torch CPU threads (default `default_threads(scale)`), restored afterwards."""
+    names, dev, out = check_args(names, scale, out, device, seeds, steps, threads)
+    with torch_threads(default_threads(scale, threads)) as n:
+        return _reproduce(names, scale, out, dev, seeds, force, progress, log, steps, n)
+
+def _reproduce(names, scale, out, dev, seeds, force, progress, log, steps, threads) -> dict:
     _, broken = load_claims()
     for mod, err in broken.items(): log(f'warning: claim module {mod} failed to import: {err}')
     if progress is None: progress = not os.environ.get('IN_TEST')
     t0, results = time.perf_counter(), {}
     for name in (bar := tqdm(names, desc='claims', unit='claim', disable=not progress)):
         bar.set_postfix_str(name)
-        res, r = None, (None if force else cached(out, name, scale, seeds, steps))
-        if r is not None: log(f'{name}: read back from {out/name}.json (same scale and seeds; --force recomputes)')
+        res, r = None, (None if force else cached(out, name, scale, seeds, steps, threads))
+        if r is not None: log(f'{name}: read back from {out/name}.json (same scale, seeds, steps, threads; --force recomputes)')
         else:
-            log(f'{name}: running at {scale} scale on {dev} ...')
+            log(f'{name}: running at {scale} scale on {dev}' + ('' if dev.type == 'cuda' else f' ({threads} threads)') + ' ...')
             res = run_claim(CLAIMS[name], scale, seeds, dev, steps)
             r = save_result(res, out, name)
             for f in res.get('figures', []): _close(f)
             log(f"{name}: {verdict_of(r)} ({r['meta']['duration_s']:.1f} s)" + (f": {r['error']}" if 'error' in r else ''))
         r['meta']['resumed'] = res is None
         results[name] = r
-    results = dict(config=dict(scale=scale, scale_settings=asdict(get_scale(scale)), seeds=seeds, steps=steps, only=names,
+    results = dict(config=dict(scale=scale, scale_settings=asdict(get_scale(scale)), seeds=seeds, steps=steps, threads=threads, only=names,
                                force=force, out=str(out.resolve())),
                    environment=environment(dev), duration_s=time.perf_counter() - t0,
                    finished=datetime.now(timezone.utc).isoformat(timespec='seconds'),
@@ -239,9 +261,12 @@ def projected_course(out='bn_course_out') -> str:
 
 # %% ../nbs/30_cli.ipynb #852ba31b
 def bench(scale: str = 'cpu', device: str = 'auto', repeats: int = 10, out='bn_course_out', probes=None,
-          log=print) -> dict:
-    "Print and return step times with and without BN, probe costs against their floors, and the projected course time."
-    dev = check_device(device)
+          log=print, threads: int | None = None) -> dict:
+    """Print and return step times with and without BN, probe costs against their floors, and the projected course time,
+    with `threads` torch CPU threads (default as `reproduce`: `default_threads(scale)`)."""
+    with torch_threads(default_threads(scale, threads)): return _bench(scale, check_device(device), repeats, out, probes, log)
+
+def _bench(scale, dev, repeats, out, probes, log) -> dict:
     res = dict(scale=scale, device=str(dev), threads=torch.get_num_threads(), steps={}, probes={})
     log(f'bn-course bench: scale {scale}, device {dev}, {res["threads"]} torch threads, median of {repeats}')
     for name, (make, x, y, loss_fn, lr) in bench_setups(scale).items():
@@ -284,6 +309,8 @@ def make_parser() -> argparse.ArgumentParser:
         s.set_defaults(parser=s)
         s.add_argument('--scale', default='cpu', choices=list(SCALES), help='(default: %(default)s)')
         s.add_argument('--device', default='auto', choices=DEVICES, help='(default: %(default)s)')
+        s.add_argument('--threads', type=int, metavar='N', help='torch CPU threads (default: 1 at the cpu scale, '
+                       'as the notebooks measured; all cores at the paper scale)')
     return p
 
 def main(argv=None) -> int:
@@ -301,12 +328,13 @@ def main(argv=None) -> int:
         if a.cmd == 'bench':
             check_device(a.device)
             if a.repeats < 1: raise ValueError(f'--repeats must be at least 1, got {a.repeats}')
-        else: check_args(a.only, a.scale, a.out, a.device, a.seeds, a.steps)
+            if a.threads is not None and a.threads < 1: raise ValueError(f'--threads must be at least 1, got {a.threads}')
+        else: check_args(a.only, a.scale, a.out, a.device, a.seeds, a.steps, a.threads)
     except ValueError as e: a.parser.error(str(e))   # prints usage and the message, exits with 2
     if a.cmd == 'bench':
-        bench(a.scale, a.device, a.repeats, a.out)
+        bench(a.scale, a.device, a.repeats, a.out, threads=a.threads)
         return 0
-    res = reproduce(a.only, a.scale, a.out, a.device, a.seeds, a.force, steps=a.steps)
+    res = reproduce(a.only, a.scale, a.out, a.device, a.seeds, a.force, steps=a.steps, threads=a.threads)
     failed = [n for n, r in res['claims'].items() if r['meta']['status'] != 'ok'] + list(res['broken_modules'])
     for n, r in res['claims'].items(): print(f'{n:<24} {verdict_of(r)}')
     return 1 if failed else 0
