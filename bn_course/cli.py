@@ -189,7 +189,7 @@ def _reproduce(names, scale, out, dev, seeds, force, progress, log, steps, threa
         res, r = None, (None if force else cached(out, name, scale, seeds, steps, threads))
         if r is not None: log(f'{name}: read back from {out/name}.json (same scale, seeds, steps, threads; --force recomputes)')
         else:
-            log(f'{name}: running at {scale} scale on {dev}' + ('' if dev.type == 'cuda' else f' ({threads} threads)') + ' ...')
+            log(f'{name}: running at {scale} scale on {dev}' + ('' if dev.type == 'cuda' else f' ({threads} CPU thread(s))') + ' ...')
             res = run_claim(CLAIMS[name], scale, seeds, dev, steps)
             r = save_result(res, out, name)
             for f in res.get('figures', []): _close(f)
