@@ -26,10 +26,10 @@ PROBES = {
     'dln': dict(lr=1e-6, scale=(0.01, 30.0), n=10, spacing='log', loss_fn=sse),
 }
 SETTINGS = {
-    'cpu': {'vgg': dict(steps=400, probes=16, random_probes=8, seeds=(0, 1)),
-            'dln': dict(steps=None, probes=20, random_probes=10, seeds=(0,))},
-    'paper': {'vgg': dict(steps=None, probes=100, random_probes=50, seeds=(0, 1)),
-              'dln': dict(steps=None, probes=100, random_probes=50, seeds=(0, 1))},
+    'cpu': {'vgg': dict(steps=400, probes=16, random_probes=8, seeds=(0, 1), batched=False),
+            'dln': dict(steps=None, probes=20, random_probes=10, seeds=(0,), batched=False)},
+    'paper': {'vgg': dict(steps=None, probes=100, random_probes=50, seeds=(0, 1), batched=True),
+              'dln': dict(steps=None, probes=100, random_probes=50, seeds=(0, 1), batched=True)},
 }
 LABELS = {'none': 'standard', 'batch': 'BatchNorm', 'noisy': 'noisy BN', 'l1': 'l1', 'l2': 'l2', 'linf': 'l-inf'}
 COLORS = {'none': 'C0', 'batch': 'C3', 'noisy': 'C1', 'l1': 'C2', 'l2': 'C4', 'linf': 'C5'}
@@ -59,7 +59,7 @@ def probe_run(arch: str, norm: str, scale='cpu', seed: int = 0, device=None, **o
     steps, count = st['steps'], iter(range(10**9))
     def f(direction):
         return lambda model, xb, yb: landscape(model, st['loss_fn'], xb, yb, st['lr'], st['scale'], st['n'], direction=direction,
-                                               seed=1000*seed + next(count), spacing=st['spacing'])
+                                               seed=1000*seed + next(count), spacing=st['spacing'], batched=st['batched'])
     cbs = [Measure(f('gradient'), every=max(1, steps // st['probes']), name='gradient')]
     if st['random_probes']: cbs.append(Measure(f('random'), every=max(1, steps // st['random_probes']), name='random'))
     run = run_vgg if arch == 'vgg' else run_dln

@@ -57,7 +57,7 @@ def lp_run(arch: str, norm: str, scale='cpu', seed: int = 0, device=None, **over
     st = settings(arch, scale, **overrides)
     steps = st['steps']
     probe = Measure(lambda model, xb, yb: landscape(model, st['loss_fn'], xb, yb, st['lr'], st['scale'], st['n'],
-                                                    spacing=st['spacing']),
+                                                    spacing=st['spacing'], batched=st['batched']),
                     every=max(1, steps // st['probes']), name='gradient')
     samplers = {p: ActivationSampler(st['layers'], every=max(1, steps // st['records']), seed=seed, position=p)
                 for p in st['positions']}

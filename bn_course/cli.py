@@ -237,14 +237,15 @@ def bench_setups(scale: str = 'cpu') -> dict:
             f"DLN ({s.dln_depth} layers, batch {len(d.x)})": (s.make_dln, d.x, d.y, sse, 1e-6)}
 
 def probe_costs(model, x, y, loss_fn, lr, probes, repeats: int = 3, n: int = 8, device='cpu') -> dict:
-    "Time `probes.landscape(n=n)` and `probes.ics` on `model`, each against its floor of forward/backward passes."
+    "Time `probes.landscape(n=n)` (looped and `batched`) and `probes.ics` on `model`, against their floors of forward/backward passes."
     from bn_course.models import weight_layers
     model.to(device).train(); x, y = x.to(device), y.to(device)
     pass_ = step_ms(model, x, y, loss_fn, repeats, device)['pass_']
     L = len(weight_layers(model))
     land = time_ms(lambda: probes.landscape(model, loss_fn, x, y, lr, n=n), repeats, 1, device)
+    land_b = time_ms(lambda: probes.landscape(model, loss_fn, x, y, lr, n=n, batched=True), repeats, 1, device)
     ics_ = time_ms(lambda: probes.ics(model, loss_fn, x, y, lr), repeats, 1, device)
-    return dict(pass_ms=pass_, layers=L, landscape_ms=land, landscape_floor_ms=(n + 1)*pass_,
+    return dict(pass_ms=pass_, layers=L, landscape_ms=land, landscape_batched_ms=land_b, landscape_floor_ms=(n + 1)*pass_,
                 ics_ms=ics_, ics_floor_ms=(L + 1)*pass_)
 
 # %% ../nbs/30_cli.ipynb #ffd63d82
@@ -282,7 +283,8 @@ def _bench(scale, dev, repeats, out, probes, log) -> dict:
             torch.manual_seed(0)
             p = res['probes'][name] = probe_costs(make('batch'), x, y, loss_fn, lr, probes, max(1, repeats//4), 8, dev)
             log(f"  landscape(n=8) {name}, BN: {p['landscape_ms']:8.1f} ms, floor 9 passes {p['landscape_floor_ms']:.1f} ms"
-                f" ({p['landscape_ms']/p['landscape_floor_ms']:.2f}x)")
+                f" ({p['landscape_ms']/p['landscape_floor_ms']:.2f}x); batched {p['landscape_batched_ms']:.1f} ms"
+                f" ({p['landscape_batched_ms']/p['landscape_floor_ms']:.2f}x)")
             log(f"  ics            {name}, BN: {p['ics_ms']:8.1f} ms, floor {p['layers'] + 1} passes {p['ics_floor_ms']:.1f} ms"
                 f" ({p['ics_ms']/p['ics_floor_ms']:.2f}x)")
     res['projected_course_cpu'] = projected_course(out)

@@ -4,7 +4,8 @@
 
 # %% ../nbs/05_experiments.ipynb #5c7bb89e
 from __future__ import annotations
-import json, math, os, time
+import json, math, os, tempfile, time
+from contextlib import contextmanager
 from dataclasses import dataclass, field, asdict, replace
 from pathlib import Path
 from typing import Callable
@@ -12,13 +13,13 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from .data import mnist1d, cifar10, gaussian_regression
+from .data import mnist1d, cifar10, gaussian_regression, write_fake_cifar10, trust_fake_cifar10
 from .models import vgg, deep_linear
 from .train import train, set_seed, History
 
 # %% auto #0
-__all__ = ['SCALES', 'CLAIMS', 'CLAIM_MODULES', 'sse', 'Scale', 'get_scale', 'run_vgg', 'run_dln', 'Claim', 'claim', 'all_claims',
-           'get_claim', 'jsonable', 'save_result', 'load_result']
+__all__ = ['SCALES', 'CLAIMS', 'CLAIM_MODULES', 'sse', 'Scale', 'get_scale', 'run_vgg', 'run_dln', 'cifar10_stand_in', 'Claim',
+           'claim', 'all_claims', 'get_claim', 'jsonable', 'save_result', 'load_result']
 
 # %% ../nbs/05_experiments.ipynb #fb07da8c
 def sse(out, y):
@@ -86,6 +87,25 @@ def run_dln(scale: str | Scale, norm: str, lr: float, seed: int = 0, steps: int 
     h = train(model, data, lr, steps or s.dln_steps, bs=len(data.x), loss_fn=sse, callbacks=callbacks,
               seed=seed, device=device, eval_every=max(1, (steps or s.dln_steps)//10), progress=progress)
     return model, h
+
+# %% ../nbs/05_experiments.ipynb #ada3a688
+@contextmanager
+def cifar10_stand_in(n_per_batch: int = 10, seed: int = 0):
+    """For smoke tests of the `paper` scale where CIFAR-10 is absent: a temporary `BN_COURSE_DATA` holding a stand-in in
+    CIFAR-10's format (random pixels, `write_fake_cifar10`) that torchvision accepts. Yields its folder; afterwards the
+    environment variable, torchvision's checksums and the in-memory CIFAR-10 cache are as before."""
+    from torchvision.datasets import CIFAR10
+    saved, old = (CIFAR10.train_list, CIFAR10.test_list, CIFAR10.meta), os.environ.get('BN_COURSE_DATA')
+    drop = lambda: [_DATA.pop(k) for k in [k for k in _DATA if k[0] == 'cifar10']]
+    with tempfile.TemporaryDirectory() as d:
+        try:
+            os.environ['BN_COURSE_DATA'] = d; drop()
+            trust_fake_cifar10(write_fake_cifar10(d, n_per_batch, seed))
+            yield Path(d)
+        finally:
+            drop(); CIFAR10.train_list, CIFAR10.test_list, CIFAR10.meta = saved
+            if old is None: os.environ.pop('BN_COURSE_DATA', None)
+            else: os.environ['BN_COURSE_DATA'] = old
 
 # %% ../nbs/05_experiments.ipynb #df61a0a5
 @dataclass

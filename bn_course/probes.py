@@ -4,13 +4,13 @@
 
 # %% ../nbs/04_probes.ipynb #8c6f3fd1
 from __future__ import annotations
-import math, numbers
+import math, numbers, warnings
 from contextlib import contextmanager
 
 import numpy as np
 import torch
 from torch import nn
-from torch.func import functional_call
+from torch.func import functional_call, grad_and_value, vmap
 
 from .models import weight_layers, pre_activations
 from .train import Callback
@@ -116,13 +116,28 @@ def _random_like(ts: dict, norm: torch.Tensor, seed: int) -> dict:
     s = norm/_norm(d.values())
     return {n: v*s for n, v in d.items()}
 
+def _probe_batched(model, loss_fn, x, y, w: dict, g: dict, d: dict, etas: list, replay) -> torch.Tensor:
+    "Rows `[L(w - eta d), ||g - grad L(w - eta d)||]` for every eta in `etas`, from one `vmap`ped call sharing one noise draw."
+    names, k = list(w), len(etas)
+    e = torch.tensor(etas, dtype=torch.float64, device=x.device)
+    ps = {n: w[n] - e.to(w[n].dtype).view(-1, *[1]*w[n].dim())*d[n] for n in names}
+    bufs = {n: b.expand(k, *b.shape).clone() for n, b in model.named_buffers()}   # each probe updates its own copy
+    f = lambda p, b: loss_fn(functional_call(model, {**p, **b}, (x,)), y)
+    replay()
+    with warnings.catch_warnings():     # vmap runs some in-place buffer updates (lerp_) by a slower fallback: harmless
+        warnings.filterwarnings('ignore', message='There is a performance drop')
+        g2, loss = vmap(grad_and_value(f), randomness='same')(ps, bufs)
+    diff = torch.stack([(g2[n] - g[n]).flatten(1).norm(dim=1).double() for n in names]).norm(dim=0)
+    return torch.stack([loss.double(), diff], 1)
+
 def landscape(model: nn.Module, loss_fn, x: torch.Tensor, y: torch.Tensor, lr: float, scale=(0.5, 4.0), n: int = 8,
-              direction: str = 'gradient', seed: int = 0, spacing: str = 'linear') -> dict:
+              direction: str = 'gradient', seed: int = 0, spacing: str = 'linear', batched: bool = False) -> dict:
     """Probe the loss along `-d` on the batch `(x, y)`: d = the gradient g (or, `direction='random'`, a random
     direction of the same norm from a generator seeded by `seed`), at `n` step sizes `etas` spanning `scale` x `lr`,
     evenly spaced (`spacing='linear'`) or geometrically (`'log'`, for ranges over decades). Returns `etas`, `loss` = L(w - eta d), `grad_diff` = ||grad L(w) - grad L(w - eta d)||,
     `beta` = max grad_diff / ||eta d|| (inf if a probe diverged), `loss0` = L(w), `grad_norm` = ||g||.
-    Train mode, one noise draw, and the model (parameters, buffers, `.grad`, modes) and RNG left as they were."""
+    Train mode, one noise draw, and the model (parameters, buffers, `.grad`, modes) and RNG left as they were.
+    `batched=True` evaluates the `n` probes in one `vmap`ped call (n x the activation memory; for GPUs)."""
     _check_lr(lr)
     if not (isinstance(n, numbers.Integral) and n >= 1): raise ValueError(f"n must be an integer >= 1, got n={n!r}")
     if direction not in LANDSCAPE_DIRECTIONS:
@@ -141,11 +156,14 @@ def landscape(model: nn.Module, loss_fn, x: torch.Tensor, y: torch.Tensor, lr: f
         gnorm = _norm(g.values())
         d = g if direction == 'gradient' else _random_like(w, gnorm, seed)
         dnorm = _norm(d.values())
-        out = []
-        for eta in etas:
-            loss, g2 = _pass(model, loss_fn, x, y, {k: w[k] - eta*d[k] for k in names}, names, replay)
-            out.append(torch.stack([loss.double(), _norm([g[k] - g2[k] for k in names]).double()]))
-        vals = torch.stack(out).tolist()                           # one host sync for all probes
+        if batched: vals = _probe_batched(model, loss_fn, x, y, w, g, d, etas, replay)
+        else:
+            out = []
+            for eta in etas:
+                loss, g2 = _pass(model, loss_fn, x, y, {k: w[k] - eta*d[k] for k in names}, names, replay)
+                out.append(torch.stack([loss.double(), _norm([g[k] - g2[k] for k in names]).double()]))
+            vals = torch.stack(out)
+        vals = vals.tolist()                                       # one host sync for all probes
         loss0, gnorm, dnorm = loss0.item(), gnorm.item(), dnorm.item()
     losses, diffs = [v[0] for v in vals], [v[1] for v in vals]
     ratios = [gd/(eta*dnorm) if math.isfinite(gd) and math.isfinite(l) else math.inf
