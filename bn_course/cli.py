@@ -4,7 +4,8 @@
 
 # %% ../nbs/30_cli.ipynb #0bdfb872
 from __future__ import annotations
-import argparse, contextlib, importlib, inspect, json, math, os, platform, statistics, sys, tempfile, time, traceback
+import argparse, contextlib, importlib, inspect, json, math, multiprocessing, os, platform, statistics, sys, tempfile, time, traceback
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,9 +18,10 @@ from .experiments import CLAIMS, CLAIM_MODULES, SCALES, get_scale, save_result, 
 from .train import default_device
 
 # %% auto #0
-__all__ = ['DEVICES', 'load_claims', 'claim_lines', 'check_names', 'check_device', 'check_out', 'check_args', 'default_threads',
-           'torch_threads', 'takes_steps', 'run_claim', 'cached', 'verdict_of', 'report_md', 'environment', 'reproduce',
-           'time_ms', 'step_ms', 'bench_setups', 'probe_costs', 'projected_course', 'bench', 'make_parser', 'main']
+__all__ = ['DEVICES', 'load_claims', 'claim_lines', 'check_names', 'check_device', 'check_out', 'check_args', 'default_jobs',
+           'default_threads', 'torch_threads', 'takes_steps', 'run_claim', 'cached', 'verdict_of', 'report_md',
+           'environment', 'reproduce', 'run_and_save', 'time_ms', 'step_ms', 'bench_setups', 'probe_costs',
+           'projected_course', 'bench', 'make_parser', 'main']
 
 # %% ../nbs/30_cli.ipynb #0c8773a9
 def load_claims() -> tuple[dict, dict]:
@@ -67,7 +69,7 @@ def check_out(out) -> Path:
         raise ValueError(f"cannot write the results to {str(out)!r}: {e.strerror or e}") from None
     return out
 
-def check_args(names, scale, out, device, seeds, steps=None, threads=None) -> tuple[list[str], torch.device, Path]:
+def check_args(names, scale, out, device, seeds, steps=None, threads=None, jobs=None) -> tuple[list[str], torch.device, Path]:
     "Validate everything `reproduce` takes; returns the claim names, the device and the output directory."
     claims, broken = load_claims()
     names = check_names(names, claims, broken)
@@ -78,9 +80,15 @@ def check_args(names, scale, out, device, seeds, steps=None, threads=None) -> tu
         raise ValueError(f"steps must be a positive integer, got {steps!r}")
     if threads is not None and (not isinstance(threads, int) or threads < 1):
         raise ValueError(f"threads must be a positive integer, got {threads!r}")
+    if jobs is not None and (not isinstance(jobs, int) or jobs < 1):
+        raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
     return names, check_device(device), check_out(out)
 
 # %% ../nbs/30_cli.ipynb #e15c7cef
+def default_jobs(scale: str, device, jobs: int | None = None) -> int:
+    "Processes for `reproduce`: `jobs` if given; else one per CPU core at the `cpu` scale on a CPU, and 1 on a GPU."
+    return jobs or (os.cpu_count() or 1 if scale == 'cpu' and torch.device(device).type == 'cpu' else 1)
+
 def default_threads(scale: str, threads: int | None = None) -> int:
     "Torch CPU threads for a run: `threads` if given; else 1 at the `cpu` scale, where the notebooks measured, and all of them otherwise."
     return threads or (1 if scale == 'cpu' else torch.get_num_threads())
@@ -171,36 +179,66 @@ def _close(fig):
 
 def reproduce(names=None, scale: str = 'cpu', out='bn_course_out', device: str = 'auto', seeds: int | None = None,
               force: bool = False, progress: bool | None = None, log=tqdm.write, steps: int | None = None,
-              threads: int | None = None) -> dict:
+              threads: int | None = None, jobs: int | None = None) -> dict:
     """Run the claims `names` (all if empty) at `scale`; write figures, `results.json` and `report.md` to `out`.
     `steps` shortens (or lengthens) every claim that trains: for smoke tests and time budgets, not for verdicts.
-    `threads`: torch CPU threads (default `default_threads(scale)`), restored afterwards."""
-    names, dev, out = check_args(names, scale, out, device, seeds, steps, threads)
+    `threads`: torch CPU threads per process (default `default_threads(scale)`), restored afterwards.
+    `jobs`: processes running claims side by side, one claim module per process (default `default_jobs`)."""
+    names, dev, out = check_args(names, scale, out, device, seeds, steps, threads, jobs)
     with torch_threads(default_threads(scale, threads)) as n:
-        return _reproduce(names, scale, out, dev, seeds, force, progress, log, steps, n)
+        return _reproduce(names, scale, out, dev, seeds, force, progress, log, steps, n, default_jobs(scale, dev, jobs))
 
-def _reproduce(names, scale, out, dev, seeds, force, progress, log, steps, threads) -> dict:
+def run_and_save(names: list, scale: str, seeds, device, steps, out, threads: int, worker: bool = False) -> list[dict]:
+    """Run the claims `names` one after the other with `threads` CPU threads, saving each in `out`; the saved results.
+    A `worker` process shows no progress bars of its own (they would overwrite each other's and the claims bar)."""
+    if worker: os.environ['BN_COURSE_QUIET'] = '1'
+    if 'matplotlib.pyplot' not in sys.modules:
+        import matplotlib; matplotlib.use('Agg')         # in a worker process: figures are saved, never shown
+    claims, rs = load_claims()[0], []
+    with torch_threads(threads):
+        for name in names:
+            res = run_claim(claims[name], scale, seeds, device, steps)
+            rs.append(save_result(res, out, name))
+            for f in res.get('figures', []): _close(f)
+    return rs
+
+def _reproduce(names, scale, out, dev, seeds, force, progress, log, steps, threads, jobs) -> dict:
     _, broken = load_claims()
     for mod, err in broken.items(): log(f'warning: claim module {mod} failed to import: {err}')
     if progress is None: progress = not os.environ.get('IN_TEST')
-    t0, results = time.perf_counter(), {}
-    for name in (bar := tqdm(names, desc='claims', unit='claim', disable=not progress)):
-        bar.set_postfix_str(name)
-        res, r = None, (None if force else cached(out, name, scale, seeds, steps, threads))
-        if r is not None: log(f'{name}: read back from {out/name}.json (same scale, seeds, steps, threads; --force recomputes)')
-        else:
-            log(f'{name}: running at {scale} scale on {dev}' + ('' if dev.type == 'cuda' else f' ({threads} CPU thread(s))') + ' ...')
-            res = run_claim(CLAIMS[name], scale, seeds, dev, steps)
-            r = save_result(res, out, name)
-            for f in res.get('figures', []): _close(f)
-            log(f"{name}: {verdict_of(r)} ({r['meta']['duration_s']:.1f} s)" + (f": {r['error']}" if 'error' in r else ''))
-        r['meta']['resumed'] = res is None
-        results[name] = r
-    results = dict(config=dict(scale=scale, scale_settings=asdict(get_scale(scale)), seeds=seeds, steps=steps, threads=threads, only=names,
-                               force=force, out=str(out.resolve())),
+    t0, results, todo = time.perf_counter(), {}, []
+    for name in names:
+        r = None if force else cached(out, name, scale, seeds, steps, threads)
+        if r is None: todo.append(name); continue
+        log(f'{name}: read back from {out/name}.json (same scale, seeds, steps, threads; --force recomputes)')
+        r['meta']['resumed'] = True; results[name] = r
+    groups = {}                                          # claims of one module share their runs: keep them together
+    for name in todo: groups.setdefault(CLAIMS[name].module, []).append(name)
+    groups = sorted(groups.values(), key=len, reverse=True)
+    jobs = max(1, min(jobs, len(groups)))
+    bar = tqdm(total=len(names), initial=len(names) - len(todo), desc='claims', unit='claim', disable=not progress)
+    def finished(rs):
+        for r in rs:
+            n = r['meta']['claim']; r['meta']['resumed'] = False; results[n] = r; bar.update(1)
+            log(f"{n}: {verdict_of(r)} ({r['meta']['duration_s']:.1f} s)" + (f": {r['error']}" if 'error' in r else ''))
+    where = f'{scale} scale on {dev}' + ('' if dev.type == 'cuda' else f' ({threads} CPU thread(s) per process)')
+    if jobs == 1:
+        for name in todo:
+            bar.set_postfix_str(name); log(f'{name}: running at {where} ...')
+            finished(run_and_save([name], scale, seeds, dev, steps, out, threads))
+    else:
+        log(f"running {len(todo)} claims in {jobs} processes at {where}, one claim module per process: "
+            + '; '.join(', '.join(g) for g in groups))
+        work = importlib.import_module('bn_course.cli').run_and_save    # by its module's name, wherever this runs from
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context('spawn')) as ex:
+            for f in as_completed([ex.submit(work, g, scale, seeds, dev, steps, out, threads, True) for g in groups]):
+                finished(f.result())
+    bar.close()
+    results = dict(config=dict(scale=scale, scale_settings=asdict(get_scale(scale)), seeds=seeds, steps=steps, threads=threads,
+                               jobs=jobs, only=names, force=force, out=str(out.resolve())),
                    environment=environment(dev), duration_s=time.perf_counter() - t0,
                    finished=datetime.now(timezone.utc).isoformat(timespec='seconds'),
-                   broken_modules=broken, claims=results)
+                   broken_modules=broken, claims={n: results[n] for n in names})
     (out/'results.json').write_text(json.dumps(results, indent=1))
     (out/'report.md').write_text(report_md(results))
     log(f"wrote {out/'report.md'} and {out/'results.json'} ({results['duration_s']:.0f} s)")
@@ -304,6 +342,8 @@ def make_parser() -> argparse.ArgumentParser:
     r.add_argument('--force', action='store_true', help='recompute claims already in --out')
     r.add_argument('--steps', type=int, metavar='N', help='train N steps in every claim that trains (a smoke test; '
                    'verdicts need the default lengths)')
+    r.add_argument('--jobs', type=int, metavar='N', help='run claims in N processes, one claim module per process '
+                   '(default: one per CPU core at the cpu scale on a CPU, else 1)')
     b = sub.add_parser('bench', help='step times with and without BN, probe costs, projected course time')
     b.add_argument('--repeats', type=int, default=10, metavar='N', help='timed repeats per figure (default: %(default)s)')
     b.add_argument('--out', default='bn_course_out', metavar='DIR', help='where a previous reproduce wrote results.json')
@@ -331,12 +371,12 @@ def main(argv=None) -> int:
             check_device(a.device)
             if a.repeats < 1: raise ValueError(f'--repeats must be at least 1, got {a.repeats}')
             if a.threads is not None and a.threads < 1: raise ValueError(f'--threads must be at least 1, got {a.threads}')
-        else: check_args(a.only, a.scale, a.out, a.device, a.seeds, a.steps, a.threads)
+        else: check_args(a.only, a.scale, a.out, a.device, a.seeds, a.steps, a.threads, a.jobs)
     except ValueError as e: a.parser.error(str(e))   # prints usage and the message, exits with 2
     if a.cmd == 'bench':
         bench(a.scale, a.device, a.repeats, a.out, threads=a.threads)
         return 0
-    res = reproduce(a.only, a.scale, a.out, a.device, a.seeds, a.force, steps=a.steps, threads=a.threads)
+    res = reproduce(a.only, a.scale, a.out, a.device, a.seeds, a.force, steps=a.steps, threads=a.threads, jobs=a.jobs)
     failed = [n for n, r in res['claims'].items() if r['meta']['status'] != 'ok'] + list(res['broken_modules'])
     for n, r in res['claims'].items(): print(f'{n:<24} {verdict_of(r)}')
     return 1 if failed else 0

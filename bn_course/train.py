@@ -102,7 +102,8 @@ def train(model: nn.Module, data: Data, lr: float, steps: int, bs: int = 128, lo
     """Train `model` on `data` with plain SGD (constant `lr`, no momentum) for `steps` steps of batch `bs`.
     A NaN/inf loss stops the run and is recorded in `History.diverged_at`. The data stay on the device, the
     host reads the losses every `sync_every` steps; `channels_last` (default: on CUDA with image data) stores
-    2D convolutions' tensors in the layout GPUs are fastest with (the same numbers, up to rounding)."""
+    2D convolutions' tensors in the layout GPUs are fastest with (the same numbers, up to rounding). `progress`: a
+    progress bar (default: unless the environment sets `IN_TEST` or `BN_COURSE_QUIET`)."""
     _check_positive(lr=lr, steps=steps, bs=bs)
     device = default_device(device)
     model.to(device); data = data.to(device)
@@ -111,7 +112,7 @@ def train(model: nn.Module, data: Data, lr: float, steps: int, bs: int = 128, lo
         model.to(memory_format=torch.channels_last)
         data = replace(data, x=data.x.contiguous(memory_format=torch.channels_last),
                        x_test=data.x_test.contiguous(memory_format=torch.channels_last))
-    if progress is None: progress = not os.environ.get('IN_TEST')
+    if progress is None: progress = not (os.environ.get('IN_TEST') or os.environ.get('BN_COURSE_QUIET'))
     torch.manual_seed(seed)
     opt = torch.optim.SGD(model.parameters(), lr=lr)
     it, h = batches(data.x, data.y, bs, seed=seed), History(lr=lr)
