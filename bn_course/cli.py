@@ -296,6 +296,8 @@ def projected_course(out='bn_course_out') -> str:
     done = {n: c['meta']['duration_s'] for n, c in r['claims'].items()}
     missing = [n for n in load_claims()[0] if n not in done]
     t = f"{sum(done.values())/60:.1f} min for {len(done)} claim(s) (sum of their measured durations in {p})"
+    if not any(c['meta'].get('resumed') for c in r['claims'].values()):
+        t += f"; that run took {r['duration_s']/60:.1f} min of wall time in {r['config'].get('jobs', 1)} process(es)"
     return t + (f"; a lower bound, {len(missing)} claim(s) not measured: {', '.join(missing)}" if missing else '')
 
 # %% ../nbs/30_cli.ipynb #852ba31b
