@@ -21,9 +21,9 @@ PAPER = dict(test_acc={'batch': 0.83, 'none': 0.80}, test_acc_augmented={'batch'
 
 SETTINGS = {
     'cpu': dict(lrs=(0.1, 0.5), seeds=(0, 1), steps=200, eval_every=50,
-                sweep_lrs=tuple(float(v) for v in np.logspace(-3, 1, 13)), sweep_seeds=(0,), sweep_steps=100),
+                sweep_lrs=tuple(float(v) for v in np.logspace(-3, 1, 13)), sweep_seeds=(0, 1), sweep_steps=100),
     'paper': dict(lrs=(0.1, 0.5), seeds=(0, 1, 2), steps=15_000, eval_every=500,
-                  sweep_lrs=tuple(float(v) for v in np.logspace(-3, 1, 13)), sweep_seeds=(0,), sweep_steps=2_000),
+                  sweep_lrs=tuple(float(v) for v in np.logspace(-3, 1, 13)), sweep_seeds=(0, 1, 2), sweep_steps=2_000),
 }
 LABELS = {'none': 'standard', 'batch': 'BatchNorm'}
 COLORS = {'standard': 'C0', 'BatchNorm': 'C3'}
