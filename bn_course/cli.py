@@ -321,7 +321,7 @@ def _bench(scale, dev, repeats, out, probes, log) -> dict:
     if probes is not None:
         for name, (make, x, y, loss_fn, lr) in bench_setups(scale).items():
             torch.manual_seed(0)
-            p = res['probes'][name] = probe_costs(make('batch'), x, y, loss_fn, lr, probes, max(1, repeats//4), 8, dev)
+            p = res['probes'][name] = probe_costs(make('batch'), x, y, loss_fn, lr, probes, max(3, repeats//2), 8, dev)
             log(f"  landscape(n=8) {name}, BN: {p['landscape_ms']:8.1f} ms, floor 9 passes {p['landscape_floor_ms']:.1f} ms"
                 f" ({p['landscape_ms']/p['landscape_floor_ms']:.2f}x); batched {p['landscape_batched_ms']:.1f} ms"
                 f" ({p['landscape_batched_ms']/p['landscape_floor_ms']:.2f}x)")
