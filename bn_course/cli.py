@@ -18,9 +18,9 @@ from .experiments import CLAIMS, CLAIM_MODULES, SCALES, get_scale, save_result, 
 from .train import default_device
 
 # %% auto #0
-__all__ = ['DEVICES', 'load_claims', 'claim_lines', 'check_names', 'check_device', 'check_out', 'check_args', 'default_jobs',
-           'default_threads', 'torch_threads', 'takes_steps', 'run_claim', 'cached', 'verdict_of', 'report_md',
-           'environment', 'reproduce', 'run_and_save', 'time_ms', 'step_ms', 'bench_setups', 'probe_costs',
+__all__ = ['DEVICES', 'load_claims', 'claim_lines', 'check_names', 'check_device', 'check_out', 'check_counts', 'check_args',
+           'default_jobs', 'default_threads', 'torch_threads', 'takes_steps', 'run_claim', 'cached', 'verdict_of',
+           'report_md', 'environment', 'reproduce', 'run_and_save', 'time_ms', 'step_ms', 'bench_setups', 'probe_costs',
            'projected_course', 'bench', 'make_parser', 'main']
 
 # %% ../nbs/30_cli.ipynb #0c8773a9
@@ -69,19 +69,17 @@ def check_out(out) -> Path:
         raise ValueError(f"cannot write the results to {str(out)!r}: {e.strerror or e}") from None
     return out
 
+def check_counts(**counts):
+    "Each of `counts` that is not None must be a positive integer; the first that is not is a `ValueError` naming it."
+    for k, v in counts.items():
+        if v is not None and (not isinstance(v, int) or v < 1): raise ValueError(f"{k} must be a positive integer, got {v!r}")
+
 def check_args(names, scale, out, device, seeds, steps=None, threads=None, jobs=None) -> tuple[list[str], torch.device, Path]:
     "Validate everything `reproduce` takes; returns the claim names, the device and the output directory."
     claims, broken = load_claims()
     names = check_names(names, claims, broken)
     get_scale(scale)
-    if seeds is not None and (not isinstance(seeds, int) or seeds < 1):
-        raise ValueError(f"seeds must be a positive integer, got {seeds!r}")
-    if steps is not None and (not isinstance(steps, int) or steps < 1):
-        raise ValueError(f"steps must be a positive integer, got {steps!r}")
-    if threads is not None and (not isinstance(threads, int) or threads < 1):
-        raise ValueError(f"threads must be a positive integer, got {threads!r}")
-    if jobs is not None and (not isinstance(jobs, int) or jobs < 1):
-        raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
+    check_counts(seeds=seeds, steps=steps, threads=threads, jobs=jobs)
     return names, check_device(device), check_out(out)
 
 # %% ../nbs/30_cli.ipynb #e15c7cef
@@ -371,8 +369,7 @@ def main(argv=None) -> int:
     try:
         if a.cmd == 'bench':
             check_device(a.device)
-            if a.repeats < 1: raise ValueError(f'--repeats must be at least 1, got {a.repeats}')
-            if a.threads is not None and a.threads < 1: raise ValueError(f'--threads must be at least 1, got {a.threads}')
+            check_counts(repeats=a.repeats, threads=a.threads)
         else: check_args(a.only, a.scale, a.out, a.device, a.seeds, a.steps, a.threads, a.jobs)
     except ValueError as e: a.parser.error(str(e))   # prints usage and the message, exits with 2
     if a.cmd == 'bench':
