@@ -4,7 +4,7 @@
 
 # %% ../nbs/30_cli.ipynb #0bdfb872
 from __future__ import annotations
-import argparse, contextlib, importlib, inspect, json, math, multiprocessing, os, platform, statistics, sys, tempfile, time, traceback
+import argparse, contextlib, importlib, json, math, multiprocessing, os, platform, statistics, sys, tempfile, time, traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict
 from datetime import datetime, timezone
@@ -14,14 +14,15 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .experiments import CLAIMS, CLAIM_MODULES, SCALES, get_scale, save_result, load_result, sse
+from .experiments import CLAIMS, CLAIM_MODULES, SCALES, get_scale, save_result, load_result, dln_loss
+from .experiments import ClaimResult, Check, runs_dir, store_log
 from .train import default_device
 
 # %% auto #0
 __all__ = ['DEVICES', 'load_claims', 'claim_lines', 'check_names', 'check_device', 'check_out', 'check_counts', 'check_args',
-           'default_jobs', 'default_threads', 'torch_threads', 'takes_steps', 'run_claim', 'cached', 'verdict_of',
-           'report_md', 'environment', 'reproduce', 'run_and_save', 'time_ms', 'step_ms', 'bench_setups', 'probe_costs',
-           'projected_course', 'bench', 'make_parser', 'main']
+           'default_jobs', 'default_threads', 'torch_threads', 'run_claim', 'cached', 'verdict_of', 'report_md',
+           'environment', 'reproduce', 'run_and_save', 'time_ms', 'step_ms', 'bench_setups', 'probe_costs',
+           'projected_course', 'bench', 'runs_summary', 'print_runs', 'make_parser', 'main']
 
 # %% ../nbs/30_cli.ipynb #0c8773a9
 def load_claims() -> tuple[dict, dict]:
@@ -99,21 +100,16 @@ def torch_threads(n: int):
     finally: torch.set_num_threads(old)
 
 # %% ../nbs/30_cli.ipynb #c2abb56d
-def takes_steps(c) -> bool:
-    "Whether claim `c`'s experiment accepts a `steps=` length."
-    ps = inspect.signature(c.run).parameters.values()
-    return any(p.name == 'steps' or p.kind == p.VAR_KEYWORD for p in ps)
-
 def run_claim(c, scale: str, seeds: int | None, device, steps: int | None = None) -> dict:
-    "Run claim `c` (with `steps` training steps if given and it takes them); its result with a `meta` entry, or the error."
-    kw = dict(scale=scale, device=str(device)) | ({} if seeds is None else dict(seeds=list(range(seeds))))
-    if steps is not None and takes_steps(c): kw['steps'] = steps
+    "Run claim `c`; its `ClaimResult` as a dict (figures under `figures`) with a `meta` entry, or the error."
     t0 = time.perf_counter()
-    try: res, status = dict(c.run(**kw)), 'ok'
+    try:
+        r = c.run(scale=scale, seeds=None if seeds is None else tuple(range(seeds)), device=str(device), steps=steps)
+        res, status = dict(r.to_json(), figures=r.plots), 'ok'
     except Exception as e:
         res, status = dict(error=f'{type(e).__name__}: {e}', traceback=traceback.format_exc()), 'failed'
     res['meta'] = dict(claim=c.name, figures=c.figures, statement=c.statement, status=status, scale=scale,
-                       seeds=seeds, steps=kw.get('steps'), device=str(device), threads=torch.get_num_threads(),
+                       seeds=seeds, steps=steps, device=str(device), threads=torch.get_num_threads(),
                        duration_s=time.perf_counter() - t0,
                        finished=datetime.now(timezone.utc).isoformat(timespec='seconds'))
     return res
@@ -122,18 +118,21 @@ def cached(out, name: str, scale: str, seeds: int | None, steps: int | None = No
     "The saved result of `name` in `out` if it succeeded at the same scale, seeds, steps and CPU threads, else None."
     r = load_result(out, name)
     m = (r or {}).get('meta', {})
-    same = m.get('scale') == scale and m.get('seeds') == seeds and m.get('steps') == (steps if takes_steps(CLAIMS[name]) else None)
+    same = m.get('scale') == scale and m.get('seeds') == seeds and m.get('steps') == steps
     same = same and m.get('threads') == default_threads(scale, threads)
     return r if m.get('status') == 'ok' and same else None
 
 # %% ../nbs/30_cli.ipynb #55dbdac6
 def verdict_of(res: dict) -> str:
-    "'reproduced', 'partly (k/n)', 'not at this scale', 'failed' or 'no verdict'."
+    "'reproduced', 'partly (k/n)', 'not at this scale (0/n)', 'failed' or 'no verdict'."
     if res['meta']['status'] != 'ok': return 'failed'
-    v = res.get('verdict') or {}
-    if not v: return 'no verdict'
-    k = sum(bool(x) for x in v.values())
-    return 'reproduced' if k == len(v) else 'not at this scale' if k == 0 else f'partly ({k}/{len(v)})'
+    return ClaimResult.from_json(res).verdict if res.get('checks') else 'no verdict'
+
+def _check_line(c: dict) -> str:
+    c = Check(**{**c, 'value': float(c['value']), 'threshold': float(c['threshold'])})
+    mark = '⏭ skipped' if c.skip else '✅ holds' if c.passed else '❌ does not hold'
+    return (f"- {mark}: `{c.id}` {c.statement}: {c.value:.4g} {c.op} {c.threshold:.4g}"
+            + (f" (skipped: {c.skip})" if c.skip else ''))
 
 # %% ../nbs/30_cli.ipynb #8d3f298a
 def _cell(s) -> str: return ' '.join(str(s).split()).replace('|', '\\|')
@@ -154,9 +153,10 @@ def report_md(results: dict) -> str:
     for n, r in results['claims'].items():
         m = r['meta']
         out += [f"\n## {n}\n", f"**{m['figures']}**: {m['statement']}\n", f"Verdict: **{verdict_of(r)}**.\n"]
-        out += [f"- {'✅ reproduced' if ok else '❌ not at this scale'}: {s}" for s, ok in (r.get('verdict') or {}).items()]
+        out += [_check_line(c) for c in r.get('checks', [])]
         if 'summary' in r: out.append(f"\nOur numbers: {r['summary']}\n")
-        if 'paper' in r: out.append(f"Paper: `{json.dumps(r['paper'])}`\n")
+        paper = (r.get('data') or {}).get('paper')
+        if paper: out.append(f"Paper: `{json.dumps(paper)}`\n")
         if 'error' in r: out.append(f"The experiment raised:\n\n```\n{r.get('traceback') or r['error']}\n```\n")
         out += [f"![{n} figure {i}]({f})\n" for i, f in enumerate(r.get('figure_files', []))]
     return '\n'.join(out) + '\n'
@@ -270,7 +270,7 @@ def bench_setups(scale: str = 'cpu') -> dict:
     xv, yv = torch.randn(s.bs, *shape, generator=g), torch.randint(0, 10, (s.bs,), generator=g)
     d = s.dln_data(0)
     return {f"VGG ({s.dataset} shape, batch {s.bs})": (s.make_vgg, xv, yv, F.cross_entropy, 0.1),
-            f"DLN ({s.dln_depth} layers, batch {len(d.x)})": (s.make_dln, d.x, d.y, sse, 1e-6)}
+            f"DLN ({s.dln_depth} layers, batch {len(d.x)})": (s.make_dln, d.x, d.y, dln_loss, 1e-6)}
 
 def probe_costs(model, x, y, loss_fn, lr, probes, repeats: int = 3, n: int = 8, device='cpu') -> dict:
     "Time `probes.landscape(n=n)` (looped and `batched`) and `probes.ics` on `model`, against their floors of forward/backward passes."
@@ -329,12 +329,31 @@ def _bench(scale, dev, repeats, out, probes, log) -> dict:
     log(f"  whole course at cpu scale: {res['projected_course_cpu']}")
     return res
 
+# %% ../nbs/30_cli.ipynb #578932c0
+def runs_summary(log: list[dict] | None = None) -> dict:
+    "From the store's log: `trained` (one row per training), `loads` per key, `twice` (keys trained more than once), total seconds."
+    log = store_log() if log is None else log
+    trained = [e for e in log if e['event'] == 'train']
+    keys = [e['key'] for e in trained]
+    loads = {k: sum(e['event'] == 'load' and e['key'] == k for e in log) for k in dict.fromkeys(keys)}
+    return dict(trained=trained, loads=loads, twice=sorted({k for k in keys if keys.count(k) > 1}),
+                seconds=sum(e['seconds'] for e in trained))
+
+def print_runs(log=print):
+    "Print the store's folder, every run trained with its cost and how often it was read back, and the total."
+    s = runs_summary()
+    log(f"run store {runs_dir()}: {len(s['trained'])} trainings, {s['seconds']/60:.1f} min of training")
+    for e in s['trained']: log(f"  {e['run']:<45} {e['seconds']:7.1f} s  read back {s['loads'][e['key']]}x  ({e['key']})")
+    if s['twice']: log(f"  trained more than once: {', '.join(s['twice'])}")
+    return s
+
 # %% ../nbs/30_cli.ipynb #471899c5
 def make_parser() -> argparse.ArgumentParser:
     "The `bn-course` argument parser, with the subcommands `list`, `reproduce` and `bench`."
     p = argparse.ArgumentParser(prog='bn-course', description='Reproduce "How Does Batch Normalization Help Optimization?"')
-    sub = p.add_subparsers(dest='cmd', metavar='{list,reproduce,bench}')
+    sub = p.add_subparsers(dest='cmd', metavar='{list,reproduce,bench,runs}')
     sub.add_parser('list', help='the claims: name, paper figure, statement').set_defaults(parser=p)
+    sub.add_parser('runs', help='the run store: every network trained, its cost, how often it was read').set_defaults(parser=p)
     r = sub.add_parser('reproduce', help='run the claims; write figures, results.json and report.md')
     r.add_argument('--only', nargs='+', metavar='NAME', help='run only these claims (see `bn-course list`)')
     r.add_argument('--out', default='bn_course_out', metavar='DIR', help='output directory (default: %(default)s)')
@@ -358,11 +377,14 @@ def make_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     "Entry point of `bn-course`; returns the exit status."
     p = make_parser(); a = p.parse_args(argv)
-    if a.cmd is None: p.error('choose a command: list, reproduce or bench')
+    if a.cmd is None: p.error('choose a command: list, reproduce, bench or runs')
     if a.cmd == 'list':
         claims, broken = load_claims()
         for m, e in broken.items(): print(f'warning: claim module {m} failed to import: {e}', file=sys.stderr)
         print('\n'.join(claim_lines(claims)))
+        return 0
+    if a.cmd == 'runs':
+        print_runs()
         return 0
     if 'matplotlib.pyplot' not in sys.modules:
         import matplotlib; matplotlib.use('Agg')         # figures are saved, never shown

@@ -10,10 +10,12 @@ from torch import nn
 from .norms import make_norm, _check_dim
 
 # %% auto #0
-__all__ = ['WEIGHT_TYPES', 'VGG_CONFIGS', 'init_glorot', 'conv_block', 'vgg', 'weight_layers', 'pre_activations', 'deep_linear']
+__all__ = ['WEIGHT_TYPES', 'CONV_TYPES', 'INITS', 'VGG_CONFIGS', 'init_glorot', 'init_kaiming', 'conv_block', 'vgg',
+           'weight_layers', 'pre_activations', 'deep_linear']
 
 # %% ../nbs/02_models.ipynb #54728455
 WEIGHT_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 def init_glorot(model: nn.Module) -> nn.Module:
     "Glorot-uniform weights and zero biases for every conv and linear layer of `model` (in place)."
@@ -22,6 +24,16 @@ def init_glorot(model: nn.Module) -> nn.Module:
             nn.init.xavier_uniform_(m.weight)
             if m.bias is not None: nn.init.zeros_(m.bias)
     return model
+
+def init_kaiming(model: nn.Module) -> nn.Module:
+    "Kaiming-normal (fan_out, ReLU) convolutions as in torchvision's VGG, Glorot linear layers, zero biases (in place)."
+    init_glorot(model)
+    for m in model.modules():
+        if isinstance(m, CONV_TYPES): nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
+    return model
+
+INITS = {'glorot': init_glorot, 'kaiming': init_kaiming}
+
 
 # %% ../nbs/02_models.ipynb #74072001
 VGG_CONFIGS = {
@@ -34,9 +46,11 @@ def conv_block(ni: int, nf: int, norm: str = 'none', dim: int = 2) -> nn.Sequent
     conv = (nn.Conv1d if dim == 1 else nn.Conv2d)(ni, nf, 3, padding=1)
     return nn.Sequential(conv, make_norm(norm, nf, dim), nn.ReLU())
 
-def vgg(config='vgg16', norm='none', dim=2, in_channels=3, num_classes=10, width=1.0, input_size=None) -> nn.Sequential:
-    "A VGG with a `norm` layer after every convolution; `dim=1` for signals; `width` scales channels."
+def vgg(config='vgg16', norm='none', dim=2, in_channels=3, num_classes=10, width=1.0, input_size=None,
+        init: str = 'glorot') -> nn.Sequential:
+    "A VGG with a `norm` layer after every convolution; `dim=1` for signals; `width` scales channels; `init` 'glorot' or 'kaiming'."
     _check_dim(dim)
+    if init not in INITS: raise ValueError(f"unknown init {init!r}; choose one of {list(INITS)}")
     if config not in VGG_CONFIGS: raise ValueError(f"unknown VGG config {config!r}; choose one of {list(VGG_CONFIGS)}")
     if width <= 0: raise ValueError(f"width must be positive, got {width}")
     input_size = input_size or (32 if dim == 2 else 40)
@@ -53,7 +67,7 @@ def vgg(config='vgg16', norm='none', dim=2, in_channels=3, num_classes=10, width
         layers.append(conv_block(ni, nf, norm, dim)); ni = nf
     final = input_size // 2**n_pool
     layers += [nn.Flatten(), nn.Linear(ni*final**dim, num_classes)]
-    return init_glorot(nn.Sequential(*layers))
+    return INITS[init](nn.Sequential(*layers))
 
 # %% ../nbs/02_models.ipynb #6b75b1da
 def weight_layers(model: nn.Module) -> list[nn.Module]:

@@ -11,7 +11,27 @@ from matplotlib.axes import Axes
 from matplotlib.transforms import blended_transform_factory
 
 # %% auto #0
-__all__ = ['smooth', 'plot_seeds', 'plot_curves', 'plot_lr_sweep', 'plot_ridge', 'percentiles', 'plot_percentiles', 'grid']
+__all__ = ['NORM_STYLE', 'norm_label', 'norm_colors', 'smooth', 'plot_seeds', 'plot_curves', 'plot_lr_sweep', 'plot_ridge',
+           'percentiles', 'plot_percentiles', 'grid']
+
+# %% ../nbs/06_plots.ipynb #a67e0263
+NORM_STYLE = {
+    'none': dict(color='C0', label='standard', ls='-'),
+    'batch': dict(color='C3', label='BatchNorm', ls='-'),
+    'noisy': dict(color='C1', label='noisy BatchNorm', ls='-'),
+    'noise': dict(color='C7', label='standard + noise', ls='--'),
+    'l1': dict(color='C2', label='l1', ls='-'),
+    'l2': dict(color='C4', label='l2', ls='-'),
+    'linf': dict(color='C5', label='l-inf', ls='-'),
+}
+
+def norm_label(norm: str) -> str:
+    "The course's name for normalization `norm` (the kind itself if it has none)."
+    return NORM_STYLE.get(norm, {}).get('label', norm)
+
+def norm_colors(norms=None) -> dict:
+    "`{label: colour}` for `norms` (all if None), the form `plot_curves`' `colors` takes."
+    return {s['label']: s['color'] for n, s in NORM_STYLE.items() if norms is None or n in norms}
 
 # %% ../nbs/06_plots.ipynb #1ce0b49a
 def smooth(y, window: int = 1) -> np.ndarray:

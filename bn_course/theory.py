@@ -137,7 +137,7 @@ def fit_linear(X, t, bias=True):
 
 # %% ../nbs/14_theory.ipynb #24df7842
 import matplotlib.pyplot as plt
-from .experiments import claim
+from .experiments import claim, get_scale, Check, ClaimResult
 
 def _problems(n: int, seed: int = 0):
     "`n` random float64 problems `(y, gamma, beta, loss)`: batch 3..63, three units, alternating two downstream losses."
@@ -177,9 +177,10 @@ def _theory_figure(true, corr, prin):
 # %% ../nbs/14_theory.ipynb #c627875b
 @claim('theory', 'Sec 4 (Thm 4.1, 4.2, 4.4, Obs 4.3)',
        "Section 4's statements checked with autograd: which hold as printed, and the corrected forms of those that do not.")
-def theory_checks(scale='cpu', seeds=None, device=None, n: int = 40) -> dict:
-    "Section 4 on `n` random float64 problems per seed and on the counterexample (CPU, seconds; `scale` and `device` do not matter)."
-    seeds = [0] if seeds is None else list(seeds)
+def theory_checks(scale='cpu', seeds=None, device=None, steps=None, n: int = 40) -> ClaimResult:
+    """Section 4 on `n` random float64 problems per seed (the scale's seeds) and on the counterexample (CPU, seconds;
+    `device` and `steps` do not matter: nothing trains)."""
+    seeds = list(seeds or get_scale(scale).seeds)
     err = dict(projection=0., thm41=0., thm42=0., obs43=0., thm44=0.)
     units = fail41 = fail44 = 0; true, corr, prin = [], [], []
     for s in seeds:
@@ -200,20 +201,21 @@ def theory_checks(scale='cpu', seeds=None, device=None, n: int = 40) -> dict:
             fail44 += int((gh > thm44_rhs(g, yh, gamma, sigma, lam, printed=True)*(1 + 1e-9) + 1e-300).sum())
             units += y.shape[1]; true += gg.tolist(); corr += thm41_rhs(g, yh, gamma, sigma).tolist(); prin += p41.tolist()
     cx, tol = _counterexample(), 1e-9
-    v = {f"the gradient through BN is the projection (gamma/sigma) P g (max rel. error {err['projection']:.1e} over {units} units)": err['projection'] < tol,
-         f"Theorem 4.1 as printed (1/sqrt(m)) holds (violated on {fail41}/{units} random units; y=(-1,-1,1,1), L=z_4: "
-         f"{cx['true']:.3g} > {cx['printed41']:.3g})": fail41 == 0 and cx['true'] <= cx['printed41'],
-         f"Theorem 4.1 with 1/m holds, as an equality (max rel. error {err['thm41']:.1e})": err['thm41'] < tol,
-         f"Theorem 4.2 holds, as an equality (max rel. error {err['thm42']:.1e})": err['thm42'] < 1e-7,
-         f"Observation 4.3: gamma = sigma, beta = mu gives back the un-normalized output (max rel. error {err['obs43']:.1e})": err['obs43'] < tol,
-         f"Theorem 4.4 as printed holds (violated on {fail44}/{units} random units at lambda 1.7; counterexample at lambda 1: "
-         f"{cx['g_hat']:.3g} > {cx['printed44']:.3g})": fail44 == 0 and cx['g_hat'] <= cx['printed44'],
-         f"Theorem 4.4 corrected (g_j = lambda^2 ||g||^2, lambda^2 m mu_g^2, lambda^2/m <g, y_hat>^2) holds, as an equality "
-         f"(max rel. error {err['thm44']:.1e})": err['thm44'] < tol}
-    v = {k: bool(x) for k, x in v.items()}
-    return dict(errors=err, units=units, violations=dict(thm41_printed=fail41, thm44_printed=fail44), counterexample=cx,
-                paper=dict(thm41='coefficient 1/sqrt(m), inequality', thm44='g_j^2 - m mu_g^2 - lambda^2 <g, y_hat>^2'),
-                verdict=v, figures=[_theory_figure(true, corr, prin)],
+    tpl = lambda k: f"{k}/{units} random units"
+    checks = [
+        Check('projection', 'the gradient through BN is the projection (gamma/sigma) P g: max rel. error', err['projection'], '<', tol),
+        Check('thm41-printed', f"Theorem 4.1 as printed (1/sqrt(m)) holds: fraction of {units} random units violating it "
+              f"(counterexample y=(-1,-1,1,1), L=z_4: {cx['true']:.3g} > {cx['printed41']:.3g})", fail41/units, '<=', 0),
+        Check('thm41-1/m', 'Theorem 4.1 with 1/m holds, as an equality: max rel. error', err['thm41'], '<', tol),
+        Check('thm42', 'Theorem 4.2 holds, as an equality: max rel. error', err['thm42'], '<', 1e-7),
+        Check('obs43', 'Observation 4.3: gamma = sigma, beta = mu gives back the un-normalized output: max rel. error', err['obs43'], '<', tol),
+        Check('thm44-printed', f"Theorem 4.4 as printed holds: fraction of {units} random units violating it at lambda 1.7 "
+              f"(counterexample at lambda 1: {cx['g_hat']:.3g} > {cx['printed44']:.3g})", fail44/units, '<=', 0),
+        Check('thm44-corrected', 'Theorem 4.4 corrected (g_j = lambda^2 ||g||^2, lambda^2 m mu_g^2, lambda^2/m <g, y_hat>^2) '
+              'holds, as an equality: max rel. error', err['thm44'], '<', tol)]
+    data = dict(errors=err, units=units, violations=dict(thm41_printed=fail41, thm44_printed=fail44), counterexample=cx,
+                paper=dict(thm41='coefficient 1/sqrt(m), inequality', thm44='g_j^2 - m mu_g^2 - lambda^2 <g, y_hat>^2'))
+    return ClaimResult('theory', get_scale(scale).name, seeds, checks, data=data, plots=[_theory_figure(true, corr, prin)],
                 summary=(f"{units} random units: projection, Thm 4.1 (1/m), 4.2, Obs 4.3 and corrected 4.4 hold to "
                          f"{max(err.values()):.0e}; printed 4.1 fails on {fail41}, printed 4.4 on {fail44}; counterexample "
                          f"{cx['true']:.2g} > {cx['printed41']:.2g} (4.1), {cx['g_hat']:.2g} > {cx['printed44']:.2g} (4.4). "
