@@ -84,6 +84,10 @@ def _worst(xs, low_is_bad: bool = True) -> float:
     if not xs.size or np.isnan(xs).any(): return math.nan
     return float(xs.min() if low_is_bad else xs.max())
 
+def _ratio(a: float, b: float) -> float:
+    "a / b, with a / 0 = inf for a > 0 and NaN for 0 / 0 (nothing to compare)."
+    return a / b if b else (math.inf if a > 0 else math.nan)
+
 def learns_check(arch: str, norm: str, runs: list) -> Check:
     "Whether every seed of a network trains: VGG final test accuracy >= 0.6; DLN final loss <= half the first."
     if arch == 'vgg':
@@ -106,7 +110,7 @@ def landscape_checks(st: dict) -> list[Check]:
         cs.append(Check(f'{n}-grad-change-early', f'gradient change about two orders of magnitude smaller with {lab} early: '
                         f'{b}/{lab}, ratio of means over the first quarter', r('grad_change', w='early', how='mean'), '>=', 100))
         cs.append(Check(f'{n}-predictive-range', f'{lab} gradients predictive over a broader range of step sizes: '
-                        f'median range {lab}/{b}', median_predictive_range(runs[n]) / median_predictive_range(runs[base]), '>', 1))
+                        f'median range {lab}/{b}', _ratio(median_predictive_range(runs[n]), median_predictive_range(runs[base])), '>', 1))
         cs += [Check(f'{n}-random-{m}', f'random directions alike: {name} smaller with {lab}, {b}/{lab}', r(m, 'random'), '>', 1)
                for m, name in MEASURES.items()]
     return cs

@@ -21,8 +21,8 @@ from .train import default_device
 # %% auto #0
 __all__ = ['DEVICES', 'load_claims', 'claim_lines', 'check_names', 'check_device', 'check_out', 'check_counts', 'check_args',
            'default_jobs', 'default_threads', 'torch_threads', 'run_claim', 'cached', 'verdict_of', 'report_md',
-           'environment', 'reproduce', 'run_and_save', 'time_ms', 'step_ms', 'bench_setups', 'probe_costs',
-           'projected_course', 'bench', 'runs_summary', 'print_runs', 'make_parser', 'main']
+           'readme_table', 'environment', 'reproduce', 'run_and_save', 'time_ms', 'step_ms', 'bench_setups',
+           'probe_costs', 'projected_course', 'bench', 'runs_summary', 'print_runs', 'make_parser', 'main']
 
 # %% ../nbs/30_cli.ipynb #0c8773a9
 def load_claims() -> tuple[dict, dict]:
@@ -161,6 +161,12 @@ def report_md(results: dict) -> str:
         out += [f"![{n} figure {i}]({f})\n" for i, f in enumerate(r.get('figure_files', []))]
     return '\n'.join(out) + '\n'
 
+def readme_table(results: dict) -> str:
+    "README's verdict table (claim, verdict, the summary line) from a `reproduce` run's results, so the table cannot drift from a run."
+    rows = ['| claim | verdict | in numbers |', '|---|---|---|']
+    rows += [f"| `{n}` | {verdict_of(r)} | {_cell(r.get('summary', r.get('error', '')))} |" for n, r in results['claims'].items()]
+    return '\n'.join(rows) + '\n'
+
 # %% ../nbs/30_cli.ipynb #e02b7ad3
 def environment(device) -> dict:
     "Library versions and the device, for the record."
@@ -178,7 +184,7 @@ def _close(fig):
 def reproduce(names=None, scale: str = 'cpu', out='bn_course_out', device: str = 'auto', seeds: int | None = None,
               force: bool = False, progress: bool | None = None, log=tqdm.write, steps: int | None = None,
               threads: int | None = None, jobs: int | None = None) -> dict:
-    """Run the claims `names` (all if empty) at `scale`; write figures, `results.json` and `report.md` to `out`.
+    """Run the claims `names` (all if empty) at `scale`; write figures, `results.json`, `report.md` and `readme_table.md` to `out`.
     `steps` shortens (or lengthens) every claim that trains: for smoke tests and time budgets, not for verdicts.
     `threads`: torch CPU threads per process (default `default_threads(scale)`), restored afterwards.
     `jobs`: processes running claims side by side, one claim module per process (default `default_jobs`)."""
@@ -239,6 +245,7 @@ def _reproduce(names, scale, out, dev, seeds, force, progress, log, steps, threa
                    broken_modules=broken, claims={n: results[n] for n in names})
     (out/'results.json').write_text(json.dumps(results, indent=1))
     (out/'report.md').write_text(report_md(results))
+    (out/'readme_table.md').write_text(readme_table(results))
     log(f"wrote {out/'report.md'} and {out/'results.json'} ({results['duration_s']:.0f} s)")
     return results
 
