@@ -21,10 +21,10 @@ from .probes import ActivationSampler, ics, landscape
 from .measures import final_acc, final_test_acc, steps_to
 
 # %% auto #0
-__all__ = ['SCALES', 'MEASUREMENTS', 'ARCHS', 'OPS', 'PILOT', 'CLAIMS', 'CLAIM_MODULES', 'dln_loss', 'Scale', 'get_scale',
-           'run_vgg', 'run_dln', 'cifar10_stand_in', 'runs_dir', 'source_hash', 'Run', 'run_key', 'get_run',
-           'store_log', 'Check', 'skip_checks', 'verdict', 'ClaimResult', 'pilot_checks', 'pilot', 'Claim', 'claim',
-           'all_claims', 'get_claim', 'jsonable', 'save_result', 'load_result']
+__all__ = ['SCALES', 'MEASUREMENTS', 'ARCHS', 'OPS', 'REGIME', 'PILOT', 'CLAIMS', 'CLAIM_MODULES', 'dln_loss', 'Scale',
+           'get_scale', 'run_vgg', 'run_dln', 'cifar10_stand_in', 'runs_dir', 'source_hash', 'Run', 'run_key',
+           'get_run', 'store_log', 'Check', 'skip_checks', 'verdict', 'ClaimResult', 'pilot_checks', 'pilot', 'Claim',
+           'claim', 'all_claims', 'get_claim', 'jsonable', 'save_result', 'load_result']
 
 # %% ../nbs/05_experiments.ipynb #fb07da8c
 def dln_loss(out, y):
@@ -117,7 +117,7 @@ def cifar10_stand_in(n_per_batch: int = 10, seed: int = 0):
             if old is None: os.environ.pop('BN_COURSE_DATA', None)
             else: os.environ['BN_COURSE_DATA'] = old
 
-# %% ../nbs/05_experiments.ipynb #d85d7c6c
+# %% ../nbs/05_experiments.ipynb #4cc40b33
 MEASUREMENTS = {   # what every run records; counts are per run, whatever its length
     'vgg': dict(layers=(2, 3, 9, 11, 13), n_units=4, records=120, ics_layers=(5, 10), ics_count=30,
                 probe_scale=(0.5, 4.0), probe_n=8, spacing='linear', gradient_count=16, random_count=8),
@@ -150,7 +150,7 @@ def source_hash() -> str:
     h.update(repr((E.MEASUREMENTS, E.SCALES)).encode())
     return h.hexdigest()[:12]
 
-# %% ../nbs/05_experiments.ipynb #4cef3717
+# %% ../nbs/05_experiments.ipynb #42e90e10
 @dataclass
 class Run:
     "One trained network and everything measured while it trained (plain arrays and lists)."
@@ -185,7 +185,7 @@ def run_key(spec: dict) -> str:
     blob = json.dumps(dict(spec, torch=torch.__version__, source=source_hash()), sort_keys=True, default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
-# %% ../nbs/05_experiments.ipynb #f6ccd682
+# %% ../nbs/05_experiments.ipynb #25c673ba
 def _landscape_arrays(m: Measure) -> dict:
     v = m.values
     if not v: return dict(steps=np.zeros(0, int))
@@ -225,7 +225,7 @@ def _train_run(spec: dict, s: Scale, device) -> Run:
     return Run(spec, '', h, st[keep], moments, samples, ics_d, {m.name: _landscape_arrays(m) for m in probes},
                time.perf_counter() - t0)
 
-# %% ../nbs/05_experiments.ipynb #8405f2e5
+# %% ../nbs/05_experiments.ipynb #6e16ca3c
 _RUNS: dict[str, Run] = {}
 
 @contextmanager
@@ -277,7 +277,7 @@ def store_log() -> list[dict]:
     p = runs_dir()/'log.jsonl'
     return [json.loads(l) for l in p.read_text().splitlines() if l.strip()] if p.exists() else []
 
-# %% ../nbs/05_experiments.ipynb #86be4ed4
+# %% ../nbs/05_experiments.ipynb #88b4d829
 OPS = {'>=': operator.ge, '<=': operator.le, '>': operator.gt, '<': operator.lt}
 
 @dataclass
@@ -308,14 +308,20 @@ def skip_checks(checks: list[Check], reasons: dict[str, str]) -> list[Check]:
     if unknown: raise ValueError(f"no check with id {sorted(unknown)}; the ids are {sorted(ids)}")
     return [replace(c, skip=reasons[c.id], passed=None) if c.id in reasons else c for c in checks]
 
-def verdict(checks: list[Check]) -> str:
-    "'reproduced' when every counted check passed, 'partly (k/n)', or 'not at this scale (0/n)'; skipped checks do not count."
-    n = [c for c in checks if not c.skip]
-    k = sum(c.passed for c in n)
-    if not n: return 'no verdict'
-    return 'reproduced' if k == len(n) else f'partly ({k}/{len(n)})' if k else f'not at this scale (0/{len(n)})'
+REGIME = 'learns-'     # checks whose id starts so are preconditions: the networks compared must learn
 
-# %% ../nbs/05_experiments.ipynb #f9bc2eff
+def verdict(checks: list[Check]) -> str:
+    """'reproduced' when every counted check of the claim passed, 'partly (k/n)', or 'not at this scale (0/n)', counting the
+    claim's own checks; skipped checks do not count. The regime checks (`learns-*`) are not counted but named when they
+    fail, since a comparison with a network that does not learn says little."""
+    n = [c for c in checks if not c.skip and not c.id.startswith(REGIME)]
+    k = sum(c.passed for c in n)
+    v = ('no verdict' if not n else 'reproduced' if k == len(n) else f'partly ({k}/{len(n)})' if k
+         else f'not at this scale (0/{len(n)})')
+    bad = [c.id for c in checks if c.id.startswith(REGIME) and not c.skip and not c.passed]
+    return v + (f"; not learning: {', '.join(b[len(REGIME):] for b in bad)}" if bad else '')
+
+# %% ../nbs/05_experiments.ipynb #ec75af92
 @dataclass
 class ClaimResult:
     "What a claim's experiment returns: its checks, the numbers behind them, a one-line summary and the figures."
@@ -357,7 +363,7 @@ class ClaimResult:
 
 def _num(v): return float(v) if isinstance(v, str) else v
 
-# %% ../nbs/05_experiments.ipynb #808910ba
+# %% ../nbs/05_experiments.ipynb #1b9c6aca
 PILOT = dict(lr=0.1, inits=('glorot', 'kaiming'), min_test=0.60, min_ratio=0.8, level=0.5, max_speed_ratio=0.5)
 
 def pilot_checks(std: History, bn: History, tag: str, p: dict = PILOT) -> list[Check]:
