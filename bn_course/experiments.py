@@ -117,7 +117,7 @@ def cifar10_stand_in(n_per_batch: int = 10, seed: int = 0):
             if old is None: os.environ.pop('BN_COURSE_DATA', None)
             else: os.environ['BN_COURSE_DATA'] = old
 
-# %% ../nbs/05_experiments.ipynb #4cc40b33
+# %% ../nbs/05_experiments.ipynb #960779be
 MEASUREMENTS = {   # what every run records; counts are per run, whatever its length
     'vgg': dict(layers=(2, 3, 9, 11, 13), n_units=4, records=120, ics_layers=(5, 10), ics_count=30,
                 probe_scale=(0.5, 4.0), probe_n=8, spacing='linear', gradient_count=16, random_count=8),
@@ -150,7 +150,7 @@ def source_hash() -> str:
     h.update(repr((E.MEASUREMENTS, E.SCALES)).encode())
     return h.hexdigest()[:12]
 
-# %% ../nbs/05_experiments.ipynb #42e90e10
+# %% ../nbs/05_experiments.ipynb #bf5ca60f
 @dataclass
 class Run:
     "One trained network and everything measured while it trained (plain arrays and lists)."
@@ -185,7 +185,7 @@ def run_key(spec: dict) -> str:
     blob = json.dumps(dict(spec, torch=torch.__version__, source=source_hash()), sort_keys=True, default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
-# %% ../nbs/05_experiments.ipynb #25c673ba
+# %% ../nbs/05_experiments.ipynb #471aa9c8
 def _landscape_arrays(m: Measure) -> dict:
     v = m.values
     if not v: return dict(steps=np.zeros(0, int))
@@ -225,7 +225,7 @@ def _train_run(spec: dict, s: Scale, device) -> Run:
     return Run(spec, '', h, st[keep], moments, samples, ics_d, {m.name: _landscape_arrays(m) for m in probes},
                time.perf_counter() - t0)
 
-# %% ../nbs/05_experiments.ipynb #6e16ca3c
+# %% ../nbs/05_experiments.ipynb #b6e55494
 _RUNS: dict[str, Run] = {}
 
 @contextmanager
@@ -277,7 +277,7 @@ def store_log() -> list[dict]:
     p = runs_dir()/'log.jsonl'
     return [json.loads(l) for l in p.read_text().splitlines() if l.strip()] if p.exists() else []
 
-# %% ../nbs/05_experiments.ipynb #88b4d829
+# %% ../nbs/05_experiments.ipynb #fb6387f4
 OPS = {'>=': operator.ge, '<=': operator.le, '>': operator.gt, '<': operator.lt}
 
 @dataclass
@@ -321,7 +321,7 @@ def verdict(checks: list[Check]) -> str:
     bad = [c.id for c in checks if c.id.startswith(REGIME) and not c.skip and not c.passed]
     return v + (f"; not learning: {', '.join(b[len(REGIME):] for b in bad)}" if bad else '')
 
-# %% ../nbs/05_experiments.ipynb #ec75af92
+# %% ../nbs/05_experiments.ipynb #447bc7d3
 @dataclass
 class ClaimResult:
     "What a claim's experiment returns: its checks, the numbers behind them, a one-line summary and the figures."
@@ -363,7 +363,7 @@ class ClaimResult:
 
 def _num(v): return float(v) if isinstance(v, str) else v
 
-# %% ../nbs/05_experiments.ipynb #1b9c6aca
+# %% ../nbs/05_experiments.ipynb #4570a195
 PILOT = dict(lr=0.1, inits=('glorot', 'kaiming'), min_test=0.60, min_ratio=0.8, level=0.5, max_speed_ratio=0.5)
 
 def pilot_checks(std: History, bn: History, tag: str, p: dict = PILOT) -> list[Check]:
