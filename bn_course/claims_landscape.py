@@ -8,14 +8,15 @@ import math
 import numpy as np
 import matplotlib.pyplot as plt
 
-from .experiments import claim, get_scale, get_run, Check, ClaimResult, MEASUREMENTS, final_test_acc
+from .experiments import claim, get_scale, get_run, Check, ClaimResult, MEASUREMENTS, learns_check
+from .measures import final_test_acc, worst, ratio
 from .plots import grid
 
 # %% auto #0
 __all__ = ['LRS', 'LABELS', 'COLORS', 'MEASURES', 'WINDOWS', 'study', 'measures', 'seed_ratios', 'relative_change',
-           'predictive_range', 'median_predictive_range', 'learns_check', 'landscape_checks', 'landscape_table',
-           'show_table', 'plot_landscape', 'plot_predictiveness', 'plot_directions', 'landscape_result',
-           'landscape_vgg', 'landscape_dln']
+           'predictive_range', 'median_predictive_range', 'landscape_checks', 'landscape_table', 'show_table',
+           'plot_landscape', 'plot_predictiveness', 'plot_directions', 'landscape_result', 'landscape_vgg',
+           'landscape_dln']
 
 # %% ../nbs/13_landscape.ipynb #7e089f70
 LRS = {'vgg': 0.1, 'dln': 1e-6}            # the paper's learning rate of each landscape figure
@@ -78,39 +79,20 @@ def median_predictive_range(runs: list) -> float:
     return float(np.median(np.concatenate([predictive_range(r.landscape['gradient'], r.spec['lr']) for r in runs])))
 
 # %% ../nbs/13_landscape.ipynb #5664921f
-def _worst(xs, low_is_bad: bool = True) -> float:
-    "The worst of per-seed values (NaN if any seed has none): the smallest, or the largest if `low_is_bad` is False."
-    xs = np.asarray(xs, float)
-    if not xs.size or np.isnan(xs).any(): return math.nan
-    return float(xs.min() if low_is_bad else xs.max())
-
-def _ratio(a: float, b: float) -> float:
-    "a / b, with a / 0 = inf for a > 0 and NaN for 0 / 0 (nothing to compare)."
-    return a / b if b else (math.inf if a > 0 else math.nan)
-
-def learns_check(arch: str, norm: str, runs: list) -> Check:
-    "Whether every seed of a network trains: VGG final test accuracy >= 0.6; DLN final loss <= half the first."
-    if arch == 'vgg':
-        return Check(f'learns-{norm}', f'the {LABELS.get(norm, norm)} VGG trains: worst seed final test accuracy',
-                     _worst([final_test_acc(r.history) for r in runs]), '>=', 0.6)
-    drop = [r.history.loss[-1] / r.history.loss[0] if not r.history.diverged else math.nan for r in runs]
-    return Check(f'learns-{norm}', f'the {LABELS.get(norm, norm)} DLN trains: worst seed final loss / first loss',
-                 _worst(drop, low_is_bad=False), '<=', 0.5)
-
 def landscape_checks(st: dict) -> list[Check]:
     "The paper's statements for each non-baseline network of the study `st` against its baseline `st['norms'][0]`."
     runs, base = st['runs'], st['norms'][0]
-    cs = [learns_check(st['arch'], n, runs[n]) for n in st['norms']]
+    cs = [learns_check(st['arch'], n, runs[n], label=LABELS.get(n, n)) for n in st['norms']]
     b = LABELS.get(base, base)
     for n in st['norms'][1:]:
         lab = LABELS.get(n, n)
-        r = lambda m, d='gradient', w='all', how='geo': _worst(seed_ratios(runs[base], runs[n], m, d, WINDOWS[w], how))
+        r = lambda m, d='gradient', w='all', how='geo': worst(seed_ratios(runs[base], runs[n], m, d, WINDOWS[w], how))
         cs += [Check(f'{n}-{m}', f'{name} smaller with {lab} along the gradient: {b}/{lab} over training', r(m), '>', 1)
                for m, name in MEASURES.items()]
         cs.append(Check(f'{n}-grad-change-early', f'gradient change about two orders of magnitude smaller with {lab} early: '
                         f'{b}/{lab}, ratio of means over the first quarter', r('grad_change', w='early', how='mean'), '>=', 100))
         cs.append(Check(f'{n}-predictive-range', f'{lab} gradients predictive over a broader range of step sizes: '
-                        f'median range {lab}/{b}', _ratio(median_predictive_range(runs[n]), median_predictive_range(runs[base])), '>', 1))
+                        f'median range {lab}/{b}', ratio(median_predictive_range(runs[n]), median_predictive_range(runs[base])), '>', 1))
         cs += [Check(f'{n}-random-{m}', f'random directions alike: {name} smaller with {lab}, {b}/{lab}', r(m, 'random'), '>', 1)
                for m, name in MEASURES.items()]
     return cs

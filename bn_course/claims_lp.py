@@ -8,8 +8,8 @@ import math
 import numpy as np
 import matplotlib.pyplot as plt
 
-from .experiments import claim, Check, ClaimResult
-from .measures import final_acc, final_test_acc, steps_to, worst, drifts
+from .experiments import claim, Check, ClaimResult, learns_check
+from .measures import final_acc, final_test_acc, steps_to, worst, drifts, ratio
 from .plots import NORM_STYLE, norm_label, norm_colors, plot_curves, plot_ridge, grid
 from .claims_landscape import (
     study, landscape_checks, landscape_table, seed_ratios, median_predictive_range, plot_landscape, MEASURES, LRS)
@@ -42,10 +42,6 @@ def final_loss(h, last: int = 20) -> float:
     "Mean training loss of `History` `h` over the last `last` steps; NaN for a diverged run."
     return math.nan if h.diverged else h.final('loss', last)
 
-def _div(a, b) -> np.ndarray:
-    "`a / b` elementwise, with inf and NaN for the cases Python division refuses."
-    with np.errstate(divide='ignore', invalid='ignore'): return np.asarray(a, float) / np.asarray(b, float)
-
 def _need(st: dict, norms, arch: str):
     if st['arch'] != arch: raise ValueError(f"expected a {arch} study, got a {st['arch']} one")
     missing = [n for n in norms if n not in st['runs']]
@@ -57,23 +53,22 @@ def training_checks(vgg: dict, dln: dict) -> list[Check]:
     acc = lambda n: np.array([final_acc(r.history) for r in vgg['runs'][n]])
     t50 = lambda n: [steps_to(r.history, 0.5) for r in vgg['runs'][n]]
     loss = lambda n: np.array([final_loss(r.history) for r in dln['runs'][n]])
-    cs = [Check(f'learns-{n}', f'the {norm_label(n)} VGG trains: worst seed final test accuracy',
-                worst([final_test_acc(r.history) for r in vgg['runs'][n]]), '>=', 0.6) for n in NORMS]
+    cs = [learns_check('vgg', n, vgg['runs'][n], label=norm_label(n)) for n in NORMS]
     for p in LP:
         cs.append(Check(f'vgg-{p}-near-bn', f'the {norm_label(p)} VGG trains as well as BN: seed-mean final training '
                         f'accuracy {norm_label(p)} - BN', acc(p).mean() - acc('batch').mean(), '>=', -0.10))
     for p in LP:
         cs.append(Check(f'vgg-{p}-faster-than-standard', f'the {norm_label(p)} VGG trains faster than the standard one: '
                         f'steps to 50% training accuracy, slowest {norm_label(p)} seed / fastest standard seed',
-                        _div(worst(t50(p), low_is_bad=False), worst(t50('none'))), '<', 1))
+                        ratio(worst(t50(p), low_is_bad=False), worst(t50('none'))), '<', 1))
     for p in LP:
         cs.append(Check(f'dln-{p}-near-bn', f'the {norm_label(p)} DLN trains as well as BN: seed-mean final training loss '
-                        f'{norm_label(p)} / BN', _div(loss(p).mean(), loss('batch').mean()), '<=', 1.1))
+                        f'{norm_label(p)} / BN', ratio(loss(p).mean(), loss('batch').mean()), '<=', 1.1))
     for p in LP:
         cs.append(Check(f'dln-{p}-beats-standard', f'the {norm_label(p)} DLN ends below the standard one: final training '
-                        f'loss {norm_label(p)} / standard, worst seed', worst(_div(loss(p), loss('none')), low_is_bad=False), '<', 1))
+                        f'loss {norm_label(p)} / standard, worst seed', worst(ratio(loss(p), loss('none')), low_is_bad=False), '<', 1))
     cs.append(Check('dln-l1-beats-bn', 'the l1 DLN ends below the BN one: final training loss l1 / BN, worst seed',
-                    worst(_div(loss('l1'), loss('batch')), low_is_bad=False), '<', 1))
+                    worst(ratio(loss('l1'), loss('batch')), low_is_bad=False), '<', 1))
     return cs
 
 # %% ../nbs/15_lp.ipynb #3fe81c7a
@@ -143,7 +138,7 @@ def distribution_checks(vgg: dict, layer: int = 11) -> list[Check]:
     d = layer_drifts(vgg, (layer,))
     return [Check(f'vgg-{p}-#{layer}-{key}', f"the {norm_label(p)} VGG's layer #{layer} inputs shift more than the standard "
                   f"VGG's: {key} drift {norm_label(p)} / standard, worst seed",
-                  worst(_div(d[p][layer][key], d['none'][layer][key])), '>', 1)
+                  worst(ratio(d[p][layer][key], d['none'][layer][key])), '>', 1)
             for p in LP for key in ('mean', 'spread')]
 
 # %% ../nbs/15_lp.ipynb #8ad3d258

@@ -10,16 +10,16 @@ import torch
 from torch import nn
 import matplotlib.pyplot as plt
 
-from .experiments import claim, get_scale, get_run, Check, ClaimResult
-from .measures import final_acc, final_test_acc, steps_to, worst, drifts
+from .experiments import claim, get_scale, get_run, Check, ClaimResult, learns_check
+from .measures import final_acc, final_test_acc, steps_to, worst, drifts, ratio
 from .probes import moment_changes
 from .train import accuracy
 from .plots import NORM_STYLE, norm_label, norm_colors, plot_curves, plot_ridge, grid
 
 # %% auto #0
-__all__ = ['PAPER', 'LR', 'LAYERS', 'NORMS', 'LEVEL', 'FIG8', 'SCALE_FREE', 'study', 'ratio', 'learns_check', 'training_checks',
-           'plot_training', 'training_result', 'noisy_bn_training', 'moment_stats', 'layer_stats', 'moment_series',
-           'moment_table', 'moment_ratios', 'moment_checks', 'plot_fig2_right', 'plot_moment_changes', 'moments_result',
+__all__ = ['PAPER', 'LR', 'LAYERS', 'NORMS', 'LEVEL', 'FIG8', 'SCALE_FREE', 'study', 'training_checks', 'plot_training',
+           'training_result', 'noisy_bn_training', 'moment_stats', 'layer_stats', 'moment_series', 'moment_table',
+           'moment_ratios', 'moment_checks', 'plot_fig2_right', 'plot_moment_changes', 'moments_result',
            'noisy_bn_moments', 'noise_checks', 'noise_result', 'noise_without_bn', 'logit_signal_to_noise',
            'batch_stats_accuracy']
 
@@ -47,23 +47,12 @@ def study(scale='cpu', seeds=None, device=None, steps: int | None = None, norms=
 # %% ../nbs/11_noisy.ipynb #20a55391
 LEVEL = 0.5                     # training accuracy whose first crossing measures speed (chance: 0.1)
 
-def ratio(a: float, b: float) -> float:
-    "`a / b` of two non-negative numbers: NaN if either is NaN or both are 0 or both infinite; inf if only `b` is 0."
-    a, b = float(a), float(b)
-    if math.isnan(a) or math.isnan(b) or (a == 0 and b == 0) or (math.isinf(a) and math.isinf(b)): return math.nan
-    return math.inf if b == 0 else a / b
-
-def learns_check(st: dict, norm: str) -> Check:
-    "Every seed of network `norm` trains: the worst seed's final test accuracy is at least 0.6."
-    return Check(f'learns-{norm}', f'the {norm_label(norm)} VGG learns: worst seed final test accuracy',
-                 worst([final_test_acc(r.history) for r in st['runs'][norm]]), '>=', 0.6)
-
 def training_checks(st: dict) -> list[Check]:
     "Fig 2 left's checks on a study with the `none`, `batch` and `noisy` runs."
     runs = st['runs']
     acc = {n: np.mean([final_acc(r.history) for r in runs[n]]) for n in ('batch', 'noisy')}   # NaN if a seed diverged
     t = {n: [steps_to(r.history, LEVEL) for r in runs[n]] for n in ('none', 'noisy')}
-    return [*(learns_check(st, n) for n in ('none', 'batch', 'noisy')),
+    return [*(learns_check('vgg', n, st['runs'][n], label=norm_label(n)) for n in ('none', 'batch', 'noisy')),
             Check('noisy-near-bn', 'noisy BN trains nearly as well as BN: seed-mean final training accuracy noisy BN - BN',
                   acc['noisy'] - acc['batch'], '>=', -0.10),
             Check('noisy-faster-than-standard', f'noisy BN reaches {LEVEL:.0%} training accuracy sooner than the standard '
@@ -224,7 +213,7 @@ def noise_checks(st: dict) -> list[Check]:
     hs = [r.history for r in st['runs']['noise']]
     acc = [0.1 if h.diverged else final_acc(h) for h in hs]       # a diverged run has not trained
     loss = [_final_loss(h) for h in hs]
-    return [learns_check(st, 'none'),
+    return [learns_check('vgg', 'none', st['runs']['none'], label=norm_label('none')),
             Check('noise-stops-training', 'with the noise the standard VGG stays at chance (0.10): largest seed final '
                   'training accuracy', worst(acc, low_is_bad=False), '<=', 0.15),
             Check('noise-at-chance-loss', 'with the noise the standard VGG keeps the chance loss ln 10: smallest seed '

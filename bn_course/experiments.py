@@ -18,13 +18,13 @@ from .data import mnist1d, cifar10, gaussian_regression, write_fake_cifar10, tru
 from .models import vgg, deep_linear
 from .train import train, set_seed, History, Measure, default_device
 from .probes import ActivationSampler, ics, landscape
-from .measures import final_acc, final_test_acc, steps_to
+from .measures import final_acc, final_test_acc, steps_to, worst
 
 # %% auto #0
-__all__ = ['SCALES', 'MEASUREMENTS', 'ARCHS', 'OPS', 'REGIME', 'PILOT', 'CLAIMS', 'CLAIM_MODULES', 'dln_loss', 'Scale',
-           'get_scale', 'run_vgg', 'run_dln', 'cifar10_stand_in', 'runs_dir', 'source_hash', 'Run', 'run_key',
-           'get_run', 'store_log', 'Check', 'skip_checks', 'verdict', 'ClaimResult', 'pilot_checks', 'pilot', 'Claim',
-           'claim', 'all_claims', 'get_claim', 'jsonable', 'save_result', 'load_result']
+__all__ = ['SCALES', 'MEASUREMENTS', 'ARCHS', 'OPS', 'REGIME', 'LEARNS_BAR', 'PILOT', 'CLAIMS', 'CLAIM_MODULES', 'dln_loss',
+           'Scale', 'get_scale', 'run_vgg', 'run_dln', 'cifar10_stand_in', 'runs_dir', 'source_hash', 'Run', 'run_key',
+           'get_run', 'store_log', 'Check', 'skip_checks', 'verdict', 'ClaimResult', 'learns_check', 'pilot_checks',
+           'pilot', 'Claim', 'claim', 'all_claims', 'get_claim', 'jsonable', 'save_result', 'load_result']
 
 # %% ../nbs/05_experiments.ipynb #fb07da8c
 def dln_loss(out, y):
@@ -363,8 +363,21 @@ class ClaimResult:
 
 def _num(v): return float(v) if isinstance(v, str) else v
 
+# %% ../nbs/05_experiments.ipynb #0e3d017c
+LEARNS_BAR = dict(vgg=0.6, dln=0.5)    # worst seed: VGG final test accuracy >=, DLN final loss / first loss <=
+
+def learns_check(arch: str, norm: str, runs: list, suffix: str = '', label: str | None = None) -> Check:
+    """The regime check `learns-{norm}{suffix}` for the runs (one per seed) of one network: VGG worst final test accuracy
+    >= 0.6, the pilot's bar; DLN worst final loss / first loss <= 0.5 (a diverged run fails)."""
+    lab = f"the {label or norm} {arch.upper()}"
+    if arch == 'vgg':
+        return Check(f'learns-{norm}{suffix}', f'{lab} trains: worst seed final test accuracy',
+                     worst([final_test_acc(r.history) for r in runs]), '>=', LEARNS_BAR['vgg'])
+    drop = [math.nan if r.history.diverged else r.history.loss[-1] / r.history.loss[0] for r in runs]
+    return Check(f'learns-{norm}{suffix}', f'{lab} trains: worst seed final loss / first loss', worst(drop, low_is_bad=False), '<=', LEARNS_BAR['dln'])
+
 # %% ../nbs/05_experiments.ipynb #4570a195
-PILOT = dict(lr=0.1, inits=('glorot', 'kaiming'), min_test=0.60, min_ratio=0.8, level=0.5, max_speed_ratio=0.5)
+PILOT = dict(lr=0.1, inits=('glorot', 'kaiming'), min_test=LEARNS_BAR['vgg'], min_ratio=0.8, level=0.5, max_speed_ratio=0.5)
 
 def pilot_checks(std: History, bn: History, tag: str, p: dict = PILOT) -> list[Check]:
     "The pilot's criterion for one standard run `std` against its BN twin `bn`, as checks named `tag-...`."

@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 # %% auto #0
-__all__ = ['final_acc', 'final_test_acc', 'steps_to', 'worst', 'drifts']
+__all__ = ['final_acc', 'final_test_acc', 'steps_to', 'worst', 'ratio', 'drifts']
 
 # %% ../nbs/07_measures.ipynb #ca3cd1b4
 def final_acc(h, last: int = 20) -> float:
@@ -33,6 +33,11 @@ def worst(xs, low_is_bad: bool = True) -> float:
     xs = np.asarray(xs, float)
     if not xs.size or np.isnan(xs).any(): return math.nan
     return float(xs.min() if low_is_bad else xs.max())
+
+def ratio(a, b):
+    "`a / b` as IEEE floats, elementwise for arrays: x/0 = inf for x > 0, 0/0 and inf/inf = NaN, x/inf = 0."
+    with np.errstate(divide='ignore', invalid='ignore'): q = np.asarray(a, float) / np.asarray(b, float)
+    return float(q) if q.ndim == 0 else q
 
 # %% ../nbs/07_measures.ipynb #99c0b5ca
 def drifts(means, stds, values=None) -> dict:
