@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_experiments.ipynb #5c7bb89e
 from __future__ import annotations
-import fcntl, functools, hashlib, json, math, operator, os, tempfile, time
+import fcntl, functools, hashlib, json, math, numbers, operator, os, tempfile, time
 from contextlib import contextmanager
 from dataclasses import dataclass, field, asdict, replace, fields
 from pathlib import Path
@@ -15,16 +15,18 @@ import torch
 import torch.nn.functional as F
 
 from .data import mnist1d, cifar10, gaussian_regression, write_fake_cifar10, trust_fake_cifar10, data_dir
+from .norms import NORM_KINDS
 from .models import vgg, deep_linear
 from .train import train, set_seed, History, Measure, default_device
 from .probes import ActivationSampler, ics, landscape
 from .measures import final_acc, final_test_acc, steps_to, worst
 
 # %% auto #0
-__all__ = ['SCALES', 'MEASUREMENTS', 'ARCHS', 'OPS', 'REGIME', 'LEARNS_BAR', 'PILOT', 'CLAIMS', 'CLAIM_MODULES', 'dln_loss',
-           'Scale', 'get_scale', 'run_vgg', 'run_dln', 'cifar10_stand_in', 'runs_dir', 'source_hash', 'Run', 'run_key',
-           'get_run', 'store_log', 'Check', 'skip_checks', 'verdict', 'ClaimResult', 'learns_check', 'pilot_checks',
-           'pilot', 'Claim', 'claim', 'all_claims', 'get_claim', 'jsonable', 'save_result', 'load_result']
+__all__ = ['SCALES', 'MEASUREMENTS', 'ARCHS', 'PAPER_LR', 'OPS', 'REGIME', 'LEARNS_BAR', 'PILOT', 'CLAIMS', 'CLAIM_PACKAGE',
+           'dln_loss', 'Scale', 'get_scale', 'run_vgg', 'run_dln', 'cifar10_stand_in', 'runs_dir', 'source_hash', 'Run',
+           'run_key', 'get_run', 'store_log', 'grid_runs', 'Check', 'skip_checks', 'verdict', 'ClaimResult',
+           'learns_check', 'pilot_checks', 'pilot', 'Claim', 'claim_modules', 'claim', 'all_claims', 'load_claims',
+           'get_claim', 'jsonable', 'save_result', 'load_result']
 
 # %% ../nbs/05_experiments.ipynb #fb07da8c
 def dln_loss(out, y):
@@ -277,6 +279,30 @@ def store_log() -> list[dict]:
     p = runs_dir()/'log.jsonl'
     return [json.loads(l) for l in p.read_text().splitlines() if l.strip()] if p.exists() else []
 
+# %% ../nbs/05_experiments.ipynb #dcd40fae
+PAPER_LR = dict(vgg=0.1, dln=1e-6)     # the paper's learning rate for each architecture's landscape and lp figures
+
+def _seeds(seeds, s: Scale) -> list[int]:
+    seeds = s.seeds if seeds is None else seeds
+    if isinstance(seeds, (str, numbers.Number)) or not len(seeds) or not all(isinstance(x, numbers.Integral) for x in seeds):
+        raise ValueError(f"seeds must be a non-empty tuple of integers such as (0, 1), got {seeds!r}")
+    return [int(x) for x in seeds]
+
+def grid_runs(arch: str, norms, lrs, scale: str | Scale = 'cpu', seeds=None, device=None, steps: int | None = None) -> dict:
+    """The store's runs of `arch` for every norm of `norms`, learning rate of `lrs` and seed of `seeds` (None: the
+    scale's). `lrs` one number: `runs` = `{norm: [Run per seed]}` and `lr`; a sequence: `runs` = `{norm: {lr: [Run
+    per seed]}}` and `lrs`. With the settings a claim reports: arch, scale, norms, seeds, steps, the probes' settings."""
+    unknown = [n for n in norms if n not in NORM_KINDS]
+    if unknown or not len(norms): raise ValueError(f"norms must be some of {', '.join(map(repr, NORM_KINDS))}, got {norms!r}")
+    s = get_scale(scale); seeds = _seeds(seeds, s)
+    one = isinstance(lrs, numbers.Number)
+    grid = [float(lrs)] if one else [float(lr) for lr in lrs]
+    if not grid: raise ValueError('lrs must hold at least one learning rate')
+    runs = {n: {lr: [get_run(arch, n, lr, seed, s, steps, device) for seed in seeds] for lr in grid} for n in norms}
+    st = dict(arch=arch, scale=s.name, norms=list(norms), seeds=seeds, steps=runs[norms[0]][grid[0]][0].spec['steps'],
+              probes={k: MEASUREMENTS[arch][k] for k in ('probe_scale', 'probe_n', 'spacing')})
+    return st | (dict(lr=grid[0], runs={n: r[grid[0]] for n, r in runs.items()}) if one else dict(lrs=grid, runs=runs))
+
 # %% ../nbs/05_experiments.ipynb #fb6387f4
 OPS = {'>=': operator.ge, '<=': operator.le, '>': operator.gt, '<': operator.lt}
 
@@ -410,8 +436,13 @@ class Claim:
     module: str = ''
 
 CLAIMS: dict[str, Claim] = {}
-CLAIM_MODULES = ['bn_course.claims_fig1', 'bn_course.claims_noisy', 'bn_course.claims_ics',
-                 'bn_course.claims_landscape', 'bn_course.claims_lp', 'bn_course.theory']
+CLAIM_PACKAGE = 'bn_course.claims'    # one module per claim notebook (`default_exp claims.<name>`)
+
+def claim_modules() -> list[str]:
+    "Every module of the claims package, found on disk: no list to keep by hand."
+    import importlib, pkgutil
+    pkg = importlib.import_module(CLAIM_PACKAGE)
+    return sorted(f'{CLAIM_PACKAGE}.{m.name}' for m in pkgutil.iter_modules(pkg.__path__))
 
 def claim(name: str, figures: str, statement: str):
     "Decorator registering `run(scale, seeds, device, steps) -> ClaimResult` as the experiment of claim `name`."
@@ -421,13 +452,20 @@ def claim(name: str, figures: str, statement: str):
     return deco
 
 def all_claims() -> dict[str, Claim]:
-    "Every registered claim, importing the claim modules that exist in this version of the package."
+    "Every claim: importing each module of the claims package registers its claims."
     import importlib
-    for m in CLAIM_MODULES:
-        try: importlib.import_module(m)
-        except ModuleNotFoundError as e:
-            if e.name != m: raise
+    for m in claim_modules(): importlib.import_module(m)
     return CLAIMS
+
+def load_claims() -> tuple[dict[str, Claim], dict[str, str]]:
+    """Every claim, and `{module: error}` for each claim module that failed to import. The command line uses this
+    one: a half-written claim notebook must not stop the other claims from running."""
+    import importlib
+    errors = {}
+    for m in claim_modules():
+        try: importlib.import_module(m)
+        except Exception as e: errors[m] = f'{type(e).__name__}: {e}'
+    return CLAIMS, errors
 
 def get_claim(name: str) -> Claim:
     "The claim called `name`; an unknown name is an error listing the known ones."

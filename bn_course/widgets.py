@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 from .data import data_dir
 from .train import Callback, Measure, History
 from .experiments import run_vgg, get_scale
+from .plots import NORM_STYLE, norm_label
 
 # %% auto #0
 __all__ = ['NORMS', 'LRS', 'LABELS', 'COLORS', 'variants', 'nearest_lr', 'Run', 'StepRecorder', 'probe_beta', 'train_variants',
@@ -26,13 +27,11 @@ __all__ = ['NORMS', 'LRS', 'LABELS', 'COLORS', 'variants', 'nearest_lr', 'Run', 
 # %% ../nbs/20_playground.ipynb #572f1e41
 NORMS = ('none', 'batch', 'noisy', 'l1', 'l2', 'linf')
 LRS = tuple(float(10**(k/2)) for k in range(-4, 5))   # 0.01, 0.0316, ..., 100: the slider's grid
-LABELS = dict(none='no normalization', batch='BatchNorm', noisy='noisy BatchNorm', l1='l1 norm',
-              l2='l2 norm', linf='l-inf norm')
-COLORS = dict(none='black', batch='tab:blue', noisy='tab:orange', l1='tab:green', l2='tab:red',
-              linf='tab:purple')
+LABELS = {n: norm_label(n) for n in NORMS}                 # the course's one palette (`06_plots.NORM_STYLE`)
+COLORS = {n: NORM_STYLE[n]['color'] for n in NORMS}
 
 def variants(norm: str) -> list[str]:
-    "The runs the playground shows for `norm`: it, then no normalization and BatchNorm (no repeats)."
+    "The runs the playground shows for `norm`: it, then the standard network and BatchNorm (no repeats)."
     if norm not in NORMS: raise ValueError(f"unknown normalization {norm!r}; choose one of {', '.join(NORMS)}")
     return list(dict.fromkeys([norm, 'none', 'batch']))
 
