@@ -24,9 +24,9 @@ from .measures import final_acc, final_test_acc, steps_to, worst
 # %% auto #0
 __all__ = ['SCALES', 'MEASUREMENTS', 'ARCHS', 'PAPER_LR', 'OPS', 'REGIME', 'LEARNS_BAR', 'PILOT', 'CLAIMS', 'CLAIM_PACKAGE',
            'dln_loss', 'Scale', 'get_scale', 'run_vgg', 'run_dln', 'cifar10_stand_in', 'runs_dir', 'source_hash', 'Run',
-           'run_key', 'get_run', 'store_log', 'grid_runs', 'Check', 'skip_checks', 'verdict', 'ClaimResult',
-           'learns_check', 'pilot_checks', 'pilot', 'Claim', 'claim_modules', 'claim', 'all_claims', 'load_claims',
-           'get_claim', 'jsonable', 'save_result', 'load_result']
+           'run_key', 'get_run', 'store_log', 'grid_runs', 'Check', 'skip_checks', 'verdict', 'curve_rows', 'select',
+           'ClaimResult', 'learns_check', 'pilot_checks', 'pilot', 'Claim', 'claim_modules', 'claim', 'all_claims',
+           'load_claims', 'get_claim', 'jsonable', 'save_result', 'load_result']
 
 # %% ../nbs/05_experiments.ipynb #fb07da8c
 def dln_loss(out, y):
@@ -279,7 +279,7 @@ def store_log() -> list[dict]:
     p = runs_dir()/'log.jsonl'
     return [json.loads(l) for l in p.read_text().splitlines() if l.strip()] if p.exists() else []
 
-# %% ../nbs/05_experiments.ipynb #dcd40fae
+# %% ../nbs/05_experiments.ipynb #59497003
 PAPER_LR = dict(vgg=0.1, dln=1e-6)     # the paper's learning rate for each architecture's landscape and lp figures
 
 def _seeds(seeds, s: Scale) -> list[int]:
@@ -348,9 +348,31 @@ def verdict(checks: list[Check]) -> str:
     return v + (f"; not learning: {', '.join(b[len(REGIME):] for b in bad)}" if bad else '')
 
 # %% ../nbs/05_experiments.ipynb #447bc7d3
+def curve_rows(runs, points: int = 12) -> list[dict]:
+    """How `runs` trained, as a long table: one row per (arch, norm, lr, seed, step, quantity) with its `value`. At
+    each test evaluation (else at `points` even steps): `test_acc`, and the 20-step means of `train_loss` and
+    `train_acc`; a diverged run's rows stop where it diverged."""
+    rows = []
+    for r in runs:
+        h, sp = r.history, r.spec
+        steps = list(h.test_steps) or [int(x) for x in np.linspace(0, max(len(h.loss) - 1, 0), points)] if h.loss else []
+        key = dict(arch=sp.get('arch'), norm=sp.get('norm'), lr=sp.get('lr'), seed=sp.get('seed'))
+        for j, t in enumerate(steps):
+            if t >= len(h.loss): break
+            q = dict(train_loss=float(np.mean(h.loss[max(0, t - 19):t + 1])))
+            if h.acc: q['train_acc'] = float(np.mean(h.acc[max(0, t - 19):t + 1]))
+            if j < len(h.test_acc) and h.test_steps: q['test_acc'] = float(h.test_acc[j])
+            rows += [dict(key, step=int(t), quantity=k, value=v) for k, v in q.items()]
+    return rows
+
+def select(rows: list[dict], **where) -> list[dict]:
+    "The rows of a long table whose columns equal `where`'s values (`select(res.table, norm='batch', quantity='test_acc')`)."
+    return [r for r in rows if all(r.get(k) == v for k, v in where.items())]
+
 @dataclass
 class ClaimResult:
-    "What a claim's experiment returns: its checks, the numbers behind them, a one-line summary and the figures."
+    """What a claim's experiment returns: its checks, the numbers behind them, a one-line summary, the figures, and
+    `table`, how every run it read trained (`curve_rows`). Pass the runs themselves as `runs`: they are kept as labels."""
     claim: str
     scale: str
     seeds: list
@@ -359,6 +381,13 @@ class ClaimResult:
     data: dict = field(default_factory=dict)        # the measured numbers
     runs: list = field(default_factory=list)        # the store runs it read (labels)
     plots: list = field(default_factory=list, repr=False, compare=False)   # matplotlib figures: PNG files, not JSON
+    table: list = field(default_factory=list, repr=False)                 # long table of the runs' curves
+
+    def __post_init__(self):
+        runs = [r for r in self.runs if not isinstance(r, str)]
+        if runs:
+            self.table = self.table or curve_rows([r for r in runs if hasattr(r, 'history') and hasattr(r, 'spec')])
+            self.runs = [r if isinstance(r, str) else getattr(r, 'label', str(getattr(r, 'spec', r))) for r in self.runs]
 
     @property
     def verdict(self) -> str: return verdict(self.checks)

@@ -32,7 +32,7 @@ def study(lrs, norms=NORMS, scale='cpu', seeds=None, device=None, steps: int | N
     "The store's VGG runs with each of `norms` at each of `lrs` (sorted) for every seed: `{norm: {lr: [Run per seed]}}` and the settings."
     return grid_runs('vgg', norms, sorted(float(lr) for lr in lrs), scale, seeds, device, steps)
 
-def _labels(st) -> list[str]: return [r.label for n in st['norms'] for lr in st['lrs'] for r in st['runs'][n][lr]]
+def _runs(st) -> list: return [r for n in st['norms'] for lr in st['lrs'] for r in st['runs'][n][lr]]
 
 
 
@@ -89,7 +89,7 @@ def speed_result(st: dict) -> ClaimResult:
                         f"steps to {LEVEL:.0%} BN {num('batch', lr)} vs standard {num('none', lr)}" for lr in st['lrs'])
     summary += f" (per seed; paper, CIFAR-10, lr 0.1: test {PAPER['test_acc']['batch']:.0%} vs {PAPER['test_acc']['none']:.0%})"
     return ClaimResult('fig1-speed', st['scale'], st['seeds'], speed_checks(st), summary,
-                       dict(lrs=st['lrs'], steps=st['steps'], per_seed=t, paper=PAPER), _labels(st), [plot_speed(st)])
+                       dict(lrs=st['lrs'], steps=st['steps'], per_seed=t, paper=PAPER), _runs(st), [plot_speed(st)])
 
 @claim('fig1-speed', 'Fig 1a,b',
        'With BatchNorm a VGG reaches 50% training accuracy sooner and ends at least as accurate in training and on test, '
@@ -162,7 +162,7 @@ def range_result(sw: dict) -> ClaimResult:
                f"{_fmt_lrs(u['none'])} ({len(u['none'])}); first diverging lr per seed: BN {'/'.join(f'{x:g}' for x in fd['batch'])}, "
                f"standard {'/'.join(f'{x:g}' for x in fd['none'])}")
     data = {k: sw[k] for k in ('lrs', 'steps', 'final_loss', 'final_test_acc', 'diverged_at', 'usable', 'first_diverging_lr')}
-    return ClaimResult('lr-range', sw['scale'], sw['seeds'], range_checks(u, sw['lrs']), summary, data, _labels(sw), [plot_sweep(sw)])
+    return ClaimResult('lr-range', sw['scale'], sw['seeds'], range_checks(u, sw['lrs']), summary, data, _runs(sw), [plot_sweep(sw)])
 
 @claim('lr-range', 'Fig 1 (text), Sec 3.1',
        'BatchNorm makes a broader range of learning rates usable; the standard network breaks down first.')
@@ -217,7 +217,7 @@ def distribution_result(st: dict, lr: float = DIST_LR, layers=DIST_LAYERS) -> Cl
     data = dict(lr=lr, layers=list(layers), drift=d, ratio=ratios,
                 final_test_acc={n: [final_test_acc(r.history) for r in st['runs'][n][lr]] for n in st['norms']})
     return ClaimResult('fig1-distributions', st['scale'], st['seeds'], distribution_checks(d), summary, data,
-                       [r.label for n in st['norms'] for r in st['runs'][n][lr]], plot_distributions(st, lr, layers))
+                       [r for n in st['norms'] for r in st['runs'][n][lr]], plot_distributions(st, lr, layers))
 
 @claim('fig1-distributions', 'Fig 1c',
        'Layer-input distributions are only marginally steadier with BatchNorm than without.')

@@ -177,7 +177,7 @@ def ics_result(name: str, st: dict) -> ClaimResult:
     plots = [plot_ics(st, f"{fig} at {st['scale']} scale: ICS of a {net} with and without BatchNorm"),
              plot_ics_relative(st, f"{fig}, scale-free: {net} at {st['scale']} scale")]
     return ClaimResult(name, st['scale'], st['seeds'], checks, summary, data,
-                       [r.label for by_lr in runs.values() for rs in by_lr.values() for r in rs], plots)
+                       [r for by_lr in runs.values() for rs in by_lr.values() for r in rs], plots)
 
 @claim('ics-vgg', 'Fig 3a', 'VGG: the BatchNorm network has similar or larger internal covariate shift '
        "(l2 difference and cosine of G and G', layers #5 and #10, lr 0.1 and 0.01) than the standard one, "

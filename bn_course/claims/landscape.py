@@ -74,7 +74,7 @@ def landscape_result(name: str, st: dict, fig_names=('Fig 4', 'Fig 11')) -> Clai
     plots = [plot_landscape(st, f'{fig_names[0]}: landscape along the gradient, {t}', log_loss=(st['arch'] == 'dln')),
              plot_predictiveness(st, f'{fig_names[1]}: gradient change against step size, {t}'),
              plot_directions(st, f'gradient vs random directions, {t}')]
-    return ClaimResult(name, st['scale'], st['seeds'], checks, summary, data, [r.label for rs in runs.values() for r in rs], plots)
+    return ClaimResult(name, st['scale'], st['seeds'], checks, summary, data, [r for rs in runs.values() for r in rs], plots)
 
 @claim('landscape-vgg', 'Fig 4, 11',
        'Along the gradient, a VGG with BatchNorm has a smaller loss range, smaller gradient change (by about two '

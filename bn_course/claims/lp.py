@@ -100,7 +100,7 @@ def training_result(vgg: dict, dln: dict) -> ClaimResult:
          f"; DLN final loss per seed after {dln['steps']} steps: " +
          ', '.join(f"{norm_label(n)} {f(t['dln_final_loss'][n], '.4g')}" for n in NORMS) +
          " (paper: the lp networks match or beat BN, l1 beats BN on the DLN)")
-    runs = [r.label for st in (vgg, dln) for rs in st['runs'].values() for r in rs]
+    runs = [r for st in (vgg, dln) for rs in st['runs'].values() for r in rs]
     return ClaimResult('lp-training', vgg['scale'], vgg['seeds'], checks, s, dict(paper=PAPER['fig5'], **t), runs,
                        [plot_fig5(vgg, dln)])
 
@@ -154,7 +154,7 @@ def distributions_result(vgg: dict, dln: dict) -> ClaimResult:
     s = (f"VGG layer #11, mean | spread drift per seed: {f(dv, 11)}; DLN layers "
          + '; '.join(f"#{k}: {f(dd, k)}" for k in DRIFT_LAYERS['dln']) + ' (paper: the lp networks shift more than even the standard one)')
     s0 = vgg['seeds'][0]
-    runs = [r.label for st in (vgg, dln) for rs in st['runs'].values() for r in rs]
+    runs = [r for st in (vgg, dln) for rs in st['runs'].values() for r in rs]
     return ClaimResult('lp-distributions', vgg['scale'], vgg['seeds'], checks, s,
                        dict(paper=[PAPER['fig6'], PAPER['fig9']], vgg_drift=dv, dln_drift=dd), runs,
                        [plot_ridges(vgg, DRIFT_LAYERS['vgg'], f"Fig 6: one random activation of the VGG's layer #11 over training (seed {s0})"),
@@ -186,7 +186,7 @@ def lp_landscape_result(name: str, full: dict, fig: str) -> ClaimResult:
          '; '.join(f"BN/{norm_label(p)}: {g(like_bn[p])}" for p in LP) + ' (paper: every lp normalization smooths like BN)')
     t = f"{st['arch'].upper()} at {st['scale']} scale, lr {st['lr']:g}, probes {st['probes']['probe_scale'][0]:g}..{st['probes']['probe_scale'][1]:g} x lr"
     plots = [plot_landscape(full, f'{fig}: landscape along the gradient, {t}', log_loss=(st['arch'] == 'dln'))]
-    return ClaimResult(name, st['scale'], st['seeds'], checks, s, data, [r.label for rs in runs.values() for r in rs], plots)
+    return ClaimResult(name, st['scale'], st['seeds'], checks, s, data, [r for rs in runs.values() for r in rs], plots)
 
 @claim('lp-landscape-vgg', 'Fig 12',
        'Along the gradient, a VGG with l1, l2 or l-inf normalization has a smaller loss range, gradient change and '

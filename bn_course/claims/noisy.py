@@ -87,7 +87,7 @@ def training_result(st: dict) -> ClaimResult:
                                                 for n in ('none', 'batch', 'noisy'))
                + " (paper, CIFAR-10, 15k steps: noisy BN close to BN, both above standard; curves only)")
     return ClaimResult('noisy-bn-training', st['scale'], st['seeds'], training_checks(st), summary, data,
-                       [r.label for rs in st['runs'].values() for r in rs], [plot_training(st)])
+                       [r for rs in st['runs'].values() for r in rs], [plot_training(st)])
 
 @claim('noisy-bn-training', 'Fig 2 left',
        'A VGG with noisy BatchNorm (Algorithm 1 noise after every BN layer) trains nearly as well as one with '
@@ -194,7 +194,7 @@ def moments_result(st: dict) -> ClaimResult:
                f"of the variance x{rat('drift_var')} (paper: 'far larger', Fig 8)")
     plots = [plot_fig2_right(st), plot_moment_changes(st, title=f"Fig 8: moments of 4 random activations per layer, lr {st['lr']:g}, {st['scale']} scale")]
     return ClaimResult('noisy-bn-moments', st['scale'], st['seeds'], moment_checks(st), summary, data,
-                       [r.label for rs in st['runs'].values() for r in rs], plots)
+                       [r for rs in st['runs'].values() for r in rs], plots)
 
 @claim('noisy-bn-moments', 'Fig 2 right, Fig 8',
        'With noisy BatchNorm the layer inputs are less stable than even the standard network\'s: at layers #2, '
@@ -225,7 +225,7 @@ def noise_result(st: dict) -> ClaimResult:
                f"standard + noise {'/'.join(f'{x:.0%}' for x in a['noise'])} (loss {'/'.join(f'{x:.3f}' for x in l['noise'])}; "
                f"chance: 10%, ln 10 = 2.303) (paper: the noise stops the standard network from training)")
     return ClaimResult('noise-without-bn', st['scale'], st['seeds'], noise_checks(st), summary, data,
-                       [r.label for rs in st['runs'].values() for r in rs], [plot_training(st)])
+                       [r for rs in st['runs'].values() for r in rs], [plot_training(st)])
 
 @claim('noise-without-bn', 'Sec 3.1 (text)',
        'The same noise injected into the standard network (no BatchNorm) stops it from training.')
