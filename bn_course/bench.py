@@ -103,7 +103,7 @@ def print_runs(log=print):
     if s['twice']: log(f"  trained more than once: {', '.join(s['twice'])}")
     return s
 
-# %% ../nbs/31_bench.ipynb #9e90a650
+# %% ../nbs/31_bench.ipynb #67562185
 def _steps_run(key: str) -> int:
     "The steps the stored run `key` trained (fewer than asked if it diverged); 0 if it is no longer in the store."
     p = runs_dir()/f'{key}.pt'

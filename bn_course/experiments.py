@@ -24,9 +24,9 @@ from .measures import final_acc, final_test_acc, steps_to, worst
 # %% auto #0
 __all__ = ['SCALES', 'MEASUREMENTS', 'ARCHS', 'PAPER_LR', 'OPS', 'REGIME', 'LEARNS_BAR', 'PILOT', 'CLAIMS', 'CLAIM_PACKAGE',
            'dln_loss', 'Scale', 'get_scale', 'run_vgg', 'run_dln', 'cifar10_stand_in', 'runs_dir', 'source_hash', 'Run',
-           'run_key', 'get_run', 'store_log', 'grid_runs', 'Check', 'skip_checks', 'verdict', 'curve_rows', 'select',
-           'ClaimResult', 'learns_check', 'pilot_checks', 'pilot', 'Claim', 'claim_modules', 'claim', 'all_claims',
-           'load_claims', 'get_claim', 'jsonable', 'save_result', 'load_result']
+           'run_key', 'get_run', 'stored_run', 'store_log', 'grid_runs', 'Check', 'skip_checks', 'verdict',
+           'curve_rows', 'select', 'ClaimResult', 'learns_check', 'pilot_checks', 'pilot', 'Claim', 'claim_modules',
+           'claim', 'all_claims', 'load_claims', 'get_claim', 'jsonable', 'save_result', 'load_result']
 
 # %% ../nbs/05_experiments.ipynb #fb07da8c
 def dln_loss(out, y):
@@ -273,6 +273,19 @@ def get_run(arch: str, norm: str, lr: float, seed: int = 0, scale: str | Scale =
             _save_run(run, path); _log('train', run)
     _RUNS[key] = run
     return run
+
+def stored_run(arch: str, norm: str, lr: float, seed: int = 0, scale: str | Scale = 'cpu', steps: int | None = None,
+               device=None) -> Run | None:
+    """The run `get_run` would return if it is already in memory or in the store (trained with this process's torch
+    thread count, else with one thread, as the test suite trains), without ever training it: None if it is not there."""
+    spec, s = _spec(arch, norm, lr, seed, scale, steps, device)
+    for t in dict.fromkeys([spec['threads'], 1]):
+        key = run_key({**spec, 'threads': t})
+        if key in _RUNS: return _RUNS[key]
+        path = runs_dir()/f'{key}.pt'
+        if path.exists():
+            run = _RUNS[key] = _load_run(path); _log('load', run); return run
+    return None
 
 def store_log() -> list[dict]:
     "The store's log: one record per run trained or loaded."

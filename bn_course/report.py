@@ -10,7 +10,7 @@ from pathlib import Path
 from .experiments import ClaimResult, Check
 
 # %% auto #0
-__all__ = ['MARKERS', 'verdict_of', 'trained_line', 'report_md', 'readme_table', 'update_readme', 'report']
+__all__ = ['verdict_of', 'trained_line', 'report_md', 'readme_table', 'markers', 'update_block', 'update_readme', 'report']
 
 # %% ../nbs/30_report.ipynb #55dbdac6
 def verdict_of(res: dict) -> str:
@@ -71,16 +71,32 @@ def readme_table(results: dict) -> str:
     return '\n'.join(rows) + '\n'
 
 # %% ../nbs/30_report.ipynb #57309cd2
-MARKERS = ('<!-- verdicts -->', '<!-- /verdicts -->')
+def markers(block: str = 'verdicts') -> tuple[str, str]: return f'<!-- {block} -->', f'<!-- /{block} -->'
+
+def _replace(text: str, new: str, block: str) -> str | None:
+    a, b = markers(block)
+    if a not in text or b not in text: return None
+    return re.sub(re.escape(a) + r'.*?' + re.escape(b), lambda m: f'{a}\n{new.strip()}\n{b}', text, count=1, flags=re.S)
+
+def update_block(new: str, path, block: str = 'verdicts') -> bool:
+    """Put `new` between the `markers(block)` of a Markdown file or of a notebook's markdown cell; whether the file
+    changed. Missing markers are an error naming them."""
+    p = Path(path); text = p.read_text()
+    if p.suffix == '.ipynb':
+        nb = json.loads(text)
+        for c in nb['cells']:
+            s = ''.join(c['source']); r = _replace(s, new, block) if c['cell_type'] == 'markdown' else None
+            if r is not None: c['source'] = r.splitlines(keepends=True); break
+        else: r = None
+        out = json.dumps(nb, indent=1, ensure_ascii=False) + '\n' if r is not None else None
+    else: out = _replace(text, new, block)
+    if out is None: raise ValueError(f"{p} has no {block} markers: put {' and '.join(markers(block))} on lines of their own")
+    if out != text: p.write_text(out)
+    return out != text
 
 def update_readme(table: str, readme='README.md') -> bool:
-    "Put `table` between README's `MARKERS`; whether the file changed. Missing markers are an error naming them."
-    p = Path(readme); text = p.read_text()
-    a, b = MARKERS
-    if a not in text or b not in text: raise ValueError(f"{p} has no verdict table markers: put {a} and {b} on lines of their own")
-    new = re.sub(re.escape(a) + r'.*?' + re.escape(b), lambda m: f'{a}\n{table.strip()}\n{b}', text, count=1, flags=re.S)
-    if new != text: p.write_text(new)
-    return new != text
+    "Put README's verdict `table` between its `verdicts` markers; whether the file changed."
+    return update_block(table, readme, 'verdicts')
 
 def report(out='bn_course_out', readme=None) -> dict:
     "Rebuild `report.md` and `readme_table.md` in `out` from its `results.json`; with `readme`, put the table in that file too."

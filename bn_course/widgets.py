@@ -17,12 +17,14 @@ from tqdm.auto import tqdm
 
 from .data import data_dir
 from .train import Callback, Measure, History
-from .experiments import run_vgg, get_scale
+from .experiments import run_vgg, get_scale, stored_run
+from .measures import steps_to
 from .plots import NORM_STYLE, norm_label
 
 # %% auto #0
-__all__ = ['NORMS', 'LRS', 'LABELS', 'COLORS', 'variants', 'nearest_lr', 'Run', 'StepRecorder', 'probe_beta', 'train_variants',
-           'draw', 'png', 'sweep_path', 'sweep', 'draw_sweep', 'has_frontend', 'Playground', 'lr_playground']
+__all__ = ['NORMS', 'LRS', 'LABELS', 'COLORS', 'STORE_LRS', 'variants', 'nearest_lr', 'Run', 'StepRecorder', 'probe_beta',
+           'train_variants', 'draw', 'png', 'sweep_path', 'sweep', 'draw_sweep', 'from_store', 'store_sweep', 'budget',
+           'has_frontend', 'Playground', 'lr_playground']
 
 # %% ../nbs/20_playground.ipynb #572f1e41
 NORMS = ('none', 'batch', 'noisy', 'l1', 'l2', 'linf')
@@ -186,15 +188,40 @@ def draw_sweep(sw: dict[tuple[str, float], Run], lr: float, norm: str = 'batch')
     fig = draw(runs, g, steps, title=f'instant mode: learning rate {g:.3g}, precomputed {steps}-step runs')
     ax = fig.axes[2]; ax.clear()
     for n in norms:
-        rs = [sw[(n, l)] for l in lrs]
-        ax.plot(lrs, [r.final_loss() for r in rs], 'o-', color=COLORS[n], ms=3, label=LABELS[n])
-        for l, r in zip(lrs, rs):
+        ls = [l for l in lrs if (n, l) in sw]; rs = [sw[(n, l)] for l in ls]     # a store sweep lacks some points
+        ax.plot(ls, [r.final_loss() for r in rs], 'o-', color=COLORS[n], ms=3, label=LABELS[n])
+        for l, r in zip(ls, rs):
             if r.diverged: ax.plot([l], [0.95], 'x', color=COLORS[n], ms=8, mew=2, transform=ax.get_xaxis_transform())
     ax.axvline(g, color='gray', ls='--', lw=1)
     ax.set(xscale='log', yscale='log', xlabel='learning rate', ylabel=f'training loss after {steps} steps',
            title='every normalization (x: diverged)')
     ax.legend(fontsize=7, loc='upper left')
     return fig
+
+# %% ../nbs/20_playground.ipynb #4a25db6c
+STORE_LRS = (0.01, 0.03, 0.1, 0.3, 0.5, 1.0, 3.0, 10.0)     # Fig 1's learning-rate sweep (`10_fig1`), in the store
+
+def from_store(r) -> Run:
+    "A store run (`05_experiments.Run`) as the playground draws it: its curves and its effective beta along the gradient."
+    h, g = r.history, r.landscape.get('gradient', {})
+    return Run(r.spec['norm'], r.spec['lr'], [float(v) for v in h.loss], [float(v) for v in h.acc],
+               [int(s) for s in g.get('steps', [])], [float(b) for b in g.get('beta', [])], h.diverged_at)
+
+def store_sweep(scale='cpu', seed: int = 0, norms=NORMS, lrs=STORE_LRS, steps: int | None = None) -> dict[tuple[str, float], Run]:
+    "`{(norm, lr): Run}` of the VGG runs already in the run store at `scale`'s full length (or `steps`); trains nothing."
+    out = {}
+    for n in norms:
+        for lr in lrs:
+            r = stored_run('vgg', n, lr, seed, scale, steps)
+            if r is not None: out[(n, float(lr))] = from_store(r)
+    return out
+
+def budget(sw: dict, lr: float = 0.1, level: float = 0.5) -> dict:
+    "Steps each network of a store sweep took to reach `level` training accuracy at `lr` (None: never, or not in the store)."
+    def s(r):
+        t = steps_to(History(lr, loss=r.loss, acc=r.acc), level) if r.acc else math.inf
+        return None if not math.isfinite(t) else int(t)
+    return {n: s(r) for (n, l), r in sw.items() if l == lr}
 
 # %% ../nbs/20_playground.ipynb #e96448d1
 def has_frontend() -> bool:
@@ -208,8 +235,11 @@ def has_frontend() -> bool:
 class Playground(widgets.VBox):
     "The learning-rate playground: settings, a Train button, an instant mode and a live figure."
     def __init__(self, lr: float = 0.1, norm: str = 'batch', steps: int = 100, scale='cpu', seed: int = 0,
-                 sweep_steps: int = 50, sweep_file=None, refractory: float | None = None, redraw_every_s: float = 1.0):
+                 sweep_steps: int = 50, sweep_file=None, refractory: float | None = None, redraw_every_s: float = 1.0,
+                 instant_from: str = 'store'):
+        if instant_from not in ('store', 'sweep'): raise ValueError(f"instant_from must be 'store' or 'sweep', got {instant_from!r}")
         self.scale, self.seed, self.sweep_steps, self.sweep_file = scale, seed, sweep_steps, sweep_file
+        self.instant_from, self.sw_source = instant_from, ''
         self.redraw_every_s = redraw_every_s   # live redraws at most this often, and <= 1/5 of the time
         self.refractory = (0.3 if has_frontend() else 0.) if refractory is None else refractory   # see above
         lo, hi = math.log10(LRS[0]), math.log10(LRS[-1])
@@ -223,14 +253,22 @@ class Playground(widgets.VBox):
         self.instant = widgets.Checkbox(value=False, description='instant: redraw from a precomputed sweep',
                                         style={'description_width': 'initial'}, layout={'width': 'auto'})
         self.progress = widgets.IntProgress(description='sweep', layout={'visibility': 'hidden'})
-        self.status = widgets.HTML('Choose settings and press <b>Train</b>.')
+        need = budget(store_sweep(scale, seed, norms=('none', 'batch'), lrs=(0.1,))) if instant_from == 'store' else {}
+        self.budget = need.get('none')
+        self.use_budget = widgets.Button(description=f'{50 * math.ceil(self.budget / 50) if self.budget else 800} steps',
+                                         tooltip="the standard network's budget to leave chance at lr 0.1")
+        self.use_budget.on_click(lambda _: setattr(self.steps, 'value', min(self.steps.max, int(self.use_budget.description.split()[0]))))
+        hint = (f"At lr 0.1 the standard VGG needs about {self.budget} steps to reach 50% training accuracy (BatchNorm: "
+                f"{need.get('batch')}), measured on the run store's runs: a shorter live run shows it at chance." if self.budget else
+                "At lr 0.1 the standard VGG needs several hundred steps to leave chance (see 10_fig1); a shorter live run shows it at chance.")
+        self.status = widgets.HTML(f'Choose settings and press <b>Train</b>. {hint}')
         self.image = widgets.Image(format='png', layout={'width': '100%', 'max_width': '1000px'})
         self.runs, self.sw, self.figure, self._sweep_figs = {}, None, None, {}
         self.busy, self.refused, self.redraws, self._ended, self._drawn, self._cost = False, 0, 0, -math.inf, -math.inf, 0.
         self.button.on_click(self._on_click)
         self.instant.observe(self._on_instant, 'value')
         self.lr.observe(self._on_setting, 'value'); self.norm.observe(self._on_setting, 'value')
-        super().__init__([widgets.HBox([self.lr, self.norm]), widgets.HBox([self.steps, self.button]),
+        super().__init__([widgets.HBox([self.lr, self.norm]), widgets.HBox([self.steps, self.use_budget, self.button]),
                           widgets.HBox([self.instant, self.progress]), self.status, self.image])
         self.show(draw({}, self.lr.value, self.steps.value, title='press Train to train, or tick instant'))
 
@@ -272,6 +310,11 @@ class Playground(widgets.VBox):
     def load_sweep(self):
         "Compute (or read from the cache) the instant mode's sweep, showing its progress."
         if self.sw is not None: return self.sw
+        if self.instant_from == 'store':
+            sw = store_sweep(self.scale, self.seed)
+            if ('none', 0.1) in sw and ('batch', 0.1) in sw:
+                self.sw, self.sw_source = sw, f"the run store ({len(sw)} full-length runs, seed {self.seed})"
+                return sw
         self.busy, self.button.disabled = True, True
         self.progress.layout.visibility = 'visible'
         self._say('Computing the sweep of every normalization over the slider (once; then cached)...')
@@ -280,6 +323,7 @@ class Playground(widgets.VBox):
         finally:
             self.busy, self.button.disabled = False, False
             self.progress.layout.visibility = 'hidden'
+        self.sw_source = f'a {self.sweep_steps}-step sweep (the run store has no full-length runs yet)'
         return self.sw
 
     def show_sweep(self):
@@ -290,7 +334,7 @@ class Playground(widgets.VBox):
             fig = draw_sweep(self.load_sweep(), *key[::-1]); self._sweep_figs[key] = fig, png(fig)
         self.show(*self._sweep_figs[key])
         self.redraw_seconds = time.perf_counter() - t0
-        self._say(f'Instant mode: redrawn in {self.redraw_seconds*1000:.0f} ms from the sweep. Untick it to go back to training.')
+        self._say(f'Instant mode: redrawn in {self.redraw_seconds*1000:.0f} ms from {self.sw_source}. Untick it to go back to training.')
 
     def _on_instant(self, change):
         if change.new and not self.busy: self.show_sweep()

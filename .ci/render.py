@@ -1,0 +1,132 @@
+#!/usr/bin/env python
+"""Render the course: execute every notebook at the `cpu` scale and save it with its outputs, so that a reader sees
+every figure and number on opening a notebook, on GitHub or in JupyterLab, without running it.
+
+    python .ci/render.py                 # every notebook, two at a time, then nbdev_clean, README's table and figures
+    python .ci/render.py 13_landscape    # some notebooks only
+    python .ci/render.py --check         # CI: fail if a notebook changed since its render, or a claim notebook has no figure
+
+Each notebook runs in its own process with OMP_NUM_THREADS=1 (as `nbdev_test` does in CI), so the printed numbers are
+the ones the prose quotes; cells flagged `slow` or `browser` are skipped, as in the test suite. The notebooks read
+their networks from the run store, so a render after the test suite trains nothing. `nbs/rendered.json` keeps, per
+notebook, a hash of its code cells at the time of its render: `--check` compares it with the notebooks as they are.
+Then `bn-course reproduce` (from the same store) writes the claim results, `bn-course report --readme` README's
+verdict table, and the figures README shows are copied to `images/`.
+"""
+import argparse, hashlib, json, os, shutil, subprocess, sys, time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+NBS, IMAGES, RECORD = ROOT/'nbs', ROOT/'images', ROOT/'nbs'/'rendered.json'
+SKIP_FLAGS = ('slow', 'browser')
+MUST_HAVE_FIGURES = ('04_probes', '10_fig1', '11_noisy', '12_ics', '13_landscape', '14_theory', '15_lp')
+README_FIGURES = {   # claim -> (figure index in its saved result, caption)
+    'fig1-speed': (0, 'Fig 1a,b at the cpu scale: training and test accuracy with and without BatchNorm, lr 0.1 and 0.5'),
+    'lr-range': (0, 'Fig 1 (text): final loss and test accuracy against the learning rate'),
+    'landscape-vgg': (0, 'Fig 4: the VGG\'s landscape along the gradient, with and without BatchNorm'),
+    'landscape-dln': (0, 'Fig 10: the deep linear network\'s landscape along the gradient'),
+    'lp-training': (0, 'Fig 5: training with l1, l2 and l-inf normalization'),
+    'lp-landscape-vgg': (0, 'Fig 12: the lp VGGs\' landscape along the gradient'),
+}
+
+def code_hash(path: Path) -> str:
+    "A hash of a notebook's code cells: what its outputs depend on (prose edits do not make a render stale)."
+    nb = json.loads(path.read_text())
+    src = '\n\x00'.join(''.join(c['source']) for c in nb['cells'] if c['cell_type'] == 'code')
+    return hashlib.sha1(src.encode()).hexdigest()[:16]
+
+def has_figure(path: Path) -> bool:
+    nb = json.loads(path.read_text())
+    return any('image/png' in o.get('data', {}) for c in nb['cells'] if c['cell_type'] == 'code' for o in c.get('outputs', []))
+
+def execute_one(name: str):
+    "In this process: run notebook `name` as nbdev_test would, and write it back with its outputs."
+    from nbdev.test import NBProcessor, FrontmatterProc
+    from execnb.shell import CaptureShell
+    from execnb.nbio import read_nb, write_nb
+    from fastcore.xtras import working_directory
+    path = NBS/f'{name}.ipynb'
+    raw = read_nb(path)
+    nb = NBProcessor(path, procs=FrontmatterProc, process=True).nb
+    def skip(cell):
+        if cell.cell_type != 'code' or 'nbdev_export(' in cell.source: return True
+        d = getattr(cell, 'directives_', {}) or {}
+        return d.get('eval:', [''])[0].lower() == 'false' or bool(set(SKIP_FLAGS) & set(d))
+    os.environ['IN_TEST'] = '1'                      # as nbdev_test: no progress bars in the outputs
+    k = CaptureShell(path)
+    with working_directory(path.parent): k.run_all(nb, exc_stop=True, preproc=skip)
+    if k.exc: raise SystemExit(f'{name}: a cell raised; not saved\n{k.prettytb(fname=path)}')
+    assert len(nb.cells) == len(raw.cells), f'{name}: cell count changed while processing'
+    for r, c in zip(raw.cells, nb.cells):
+        if r.cell_type == 'code': r.outputs = c.get('outputs', []); r.execution_count = None
+    write_nb(raw, path)
+
+def run_notebooks(names, jobs: int) -> dict:
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    def one(name):
+        t = time.perf_counter()
+        p = subprocess.run([sys.executable, __file__, '--one', name], env=env, capture_output=True, text=True)
+        dt = time.perf_counter() - t
+        print(f'{name}: {"ok" if p.returncode == 0 else "FAILED"} in {dt:.0f} s', flush=True)
+        if p.returncode: print(p.stdout[-3000:], p.stderr[-6000:], sep='\n')
+        return name, p.returncode == 0, dt
+    with ThreadPoolExecutor(jobs) as ex: res = list(ex.map(one, names))
+    return {n: (ok, dt) for n, ok, dt in res}
+
+def readme_figures(out: Path) -> str:
+    "Copy the figures README shows from a reproduce run in `out` to images/, and the Markdown that shows them."
+    IMAGES.mkdir(exist_ok=True)
+    lines = []
+    for claim, (i, caption) in README_FIGURES.items():
+        r = json.loads((out/f'{claim}.json').read_text())
+        src = out/r['figure_files'][i]
+        shutil.copy(src, IMAGES/f'{claim}.png')
+        from bn_course.report import verdict_of
+        lines.append(f"**`{claim}`: {verdict_of(r)}.** {caption}.\n\n![{caption}](images/{claim}.png)\n")
+    return '\n'.join(lines)
+
+def check() -> int:
+    record = json.loads(RECORD.read_text()) if RECORD.exists() else {}
+    bad = []
+    for p in sorted(NBS.glob('*.ipynb')):
+        n = p.stem
+        if record.get(n) != code_hash(p): bad.append(f'{n}: code changed since its last render (or never rendered)')
+        if n in MUST_HAVE_FIGURES and not has_figure(p): bad.append(f'{n}: no figure in its outputs')
+    for b in bad: print('stale render:', b)
+    if bad: print('run `python .ci/render.py` (after the test suite, so the run store is full) and commit the notebooks')
+    else: print(f'every notebook rendered from its current code ({len(record)} notebooks); claim notebooks carry figures')
+    return 1 if bad else 0
+
+def main():
+    a = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    a.add_argument('names', nargs='*', help='notebooks to render (default: all)')
+    a.add_argument('--jobs', type=int, default=2)
+    a.add_argument('--check', action='store_true')
+    a.add_argument('--one', help=argparse.SUPPRESS)
+    a.add_argument('--no-readme', action='store_true', help='skip reproduce, README table and figures')
+    args = a.parse_args()
+    if args.check: sys.exit(check())
+    if args.one: return execute_one(args.one)
+    names = args.names or sorted(p.stem for p in NBS.glob('*.ipynb'))
+    t0 = time.perf_counter()
+    res = run_notebooks(names, args.jobs)
+    subprocess.run(['nbdev_clean'], cwd=ROOT, check=True)
+    record = json.loads(RECORD.read_text()) if RECORD.exists() else {}
+    record.update({n: code_hash(NBS/f'{n}.ipynb') for n, (ok, _) in res.items() if ok})
+    RECORD.write_text(json.dumps(dict(sorted(record.items())), indent=1) + '\n')
+    print('per notebook:', ', '.join(f'{n} {dt:.0f} s' for n, (ok, dt) in res.items()), f'| total {time.perf_counter() - t0:.0f} s')
+    failed = [n for n, (ok, _) in res.items() if not ok]
+    if failed: sys.exit(f'failed: {failed}')
+    if not args.no_readme:
+        out = ROOT/'bn_course_out'
+        env = dict(os.environ, OMP_NUM_THREADS='1')
+        subprocess.run(['bn-course', 'reproduce', '--out', str(out)], cwd=ROOT, env=env, check=False)
+        subprocess.run(['bn-course', 'report', '--out', str(out), '--readme', 'README.md'], cwd=ROOT, check=True)
+        from bn_course.report import update_block
+        update_block((out/'readme_table.md').read_text(), NBS/'index.ipynb', 'verdicts')
+        figs = readme_figures(out)
+        for f in (ROOT/'README.md', NBS/'index.ipynb'): update_block(figs, f, 'figures')
+        subprocess.run(['nbdev_clean', '--fname', str(NBS/'index.ipynb')], cwd=ROOT, check=True)
+
+if __name__ == '__main__': main()
