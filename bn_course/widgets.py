@@ -198,7 +198,7 @@ def draw_sweep(sw: dict[tuple[str, float], Run], lr: float, norm: str = 'batch')
     ax.legend(fontsize=7, loc='upper left')
     return fig
 
-# %% ../nbs/20_playground.ipynb #4a25db6c
+# %% ../nbs/20_playground.ipynb #e72b879b
 STORE_LRS = (0.01, 0.03, 0.1, 0.3, 0.5, 1.0, 3.0, 10.0)     # Fig 1's learning-rate sweep (`10_fig1`), in the store
 
 def from_store(r) -> Run:
