@@ -107,7 +107,9 @@ def print_runs(log=print):
 def _steps_run(key: str) -> int:
     "The steps the stored run `key` trained (fewer than asked if it diverged); 0 if it is no longer in the store."
     p = runs_dir()/f'{key}.pt'
-    return len(torch.load(p, weights_only=False)['history']['loss']) if p.exists() else 0
+    if not p.exists(): return 0
+    h = torch.load(p, weights_only=False)['history']
+    return len(h['loss']) if h['diverged_at'] is None else min(len(h['loss']), h['diverged_at'] + 1)
 
 def course_floor(scale: str = 'cpu', log: list[dict] | None = None, cores: int | None = None, repeats: int = 10,
                  measured_s: float | None = None, device='cpu') -> dict:
