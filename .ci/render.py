@@ -84,7 +84,23 @@ def readme_figures(out: Path) -> str:
         shutil.copy(src, IMAGES/f'{claim}.png')
         from bn_course.report import verdict_of
         lines.append(f"**`{claim}`: {verdict_of(r)}.** {caption}.\n\n![{caption}](images/{claim}.png)\n")
+    shot = Path(os.environ.get('PLAYGROUND_SHOTS') or '/nonexistent')/'playground_instant.png'
+    if shot.exists(): shutil.copy(shot, IMAGES/'playground.png')
+    if (IMAGES/'playground.png').exists():
+        lines.append("**The playground** (`20_playground`) in JupyterLab, driven by its browser test: instant mode, drawing "
+                     "from the run store's full-length runs.\n\n![the learning-rate playground](images/playground.png)\n")
     return '\n'.join(lines)
+
+def readme(out: Path):
+    "README's and the course home's verdict table and figures from a reproduce run in `out` (from the store: trains nothing)."
+    from bn_course.report import update_block
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    subprocess.run(['bn-course', 'reproduce', '--out', str(out)], cwd=ROOT, env=env, check=False)
+    subprocess.run(['bn-course', 'report', '--out', str(out), '--readme', 'README.md'], cwd=ROOT, check=True)
+    update_block((out/'readme_table.md').read_text(), NBS/'index.ipynb', 'verdicts')
+    figs = readme_figures(out)
+    for f in (ROOT/'README.md', NBS/'index.ipynb'): update_block(figs, f, 'figures')
+    subprocess.run(['nbdev_clean', '--fname', str(NBS/'index.ipynb')], cwd=ROOT, check=True)
 
 def check() -> int:
     record = json.loads(RECORD.read_text()) if RECORD.exists() else {}
@@ -105,9 +121,11 @@ def main():
     a.add_argument('--check', action='store_true')
     a.add_argument('--one', help=argparse.SUPPRESS)
     a.add_argument('--no-readme', action='store_true', help='skip reproduce, README table and figures')
+    a.add_argument('--readme-only', action='store_true', help='only README\'s table and figures (PLAYGROUND_SHOTS: the browser test\'s screenshots)')
     args = a.parse_args()
     if args.check: sys.exit(check())
     if args.one: return execute_one(args.one)
+    if args.readme_only: return readme(ROOT/'bn_course_out')
     names = args.names or sorted(p.stem for p in NBS.glob('*.ipynb'))
     t0 = time.perf_counter()
     res = run_notebooks(names, args.jobs)
@@ -118,15 +136,6 @@ def main():
     print('per notebook:', ', '.join(f'{n} {dt:.0f} s' for n, (ok, dt) in res.items()), f'| total {time.perf_counter() - t0:.0f} s')
     failed = [n for n, (ok, _) in res.items() if not ok]
     if failed: sys.exit(f'failed: {failed}')
-    if not args.no_readme:
-        out = ROOT/'bn_course_out'
-        env = dict(os.environ, OMP_NUM_THREADS='1')
-        subprocess.run(['bn-course', 'reproduce', '--out', str(out)], cwd=ROOT, env=env, check=False)
-        subprocess.run(['bn-course', 'report', '--out', str(out), '--readme', 'README.md'], cwd=ROOT, check=True)
-        from bn_course.report import update_block
-        update_block((out/'readme_table.md').read_text(), NBS/'index.ipynb', 'verdicts')
-        figs = readme_figures(out)
-        for f in (ROOT/'README.md', NBS/'index.ipynb'): update_block(figs, f, 'figures')
-        subprocess.run(['nbdev_clean', '--fname', str(NBS/'index.ipynb')], cwd=ROOT, check=True)
+    if not args.no_readme: readme(ROOT/'bn_course_out')
 
 if __name__ == '__main__': main()
