@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from .experiments import CLAIMS, SCALES, get_scale, save_result, load_result, load_claims
 from .train import default_device
-from .report import verdict_of, report_md, readme_table, report
+from .report import verdict_of, report
 from .bench import default_threads, torch_threads, bench, print_runs
 
 # %% auto #0
@@ -176,8 +176,7 @@ def _reproduce(names, scale, out, dev, seeds, force, progress, log, steps, threa
                    finished=datetime.now(timezone.utc).isoformat(timespec='seconds'),
                    broken_modules=broken, claims={n: results[n] for n in names})
     (out/'results.json').write_text(json.dumps(results, indent=1))
-    (out/'report.md').write_text(report_md(results))
-    (out/'readme_table.md').write_text(readme_table(results))
+    report(out)                                          # report.md and readme_table.md, from the file just written
     log(f"wrote {out/'report.md'} and {out/'results.json'} ({results['duration_s']:.0f} s)")
     return results
 
