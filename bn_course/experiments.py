@@ -25,8 +25,9 @@ from .measures import final_acc, final_test_acc, steps_to, worst
 __all__ = ['SCALES', 'MEASUREMENTS', 'ARCHS', 'PAPER_LR', 'OPS', 'REGIME', 'LEARNS_BAR', 'PILOT', 'CLAIMS', 'CLAIM_PACKAGE',
            'dln_loss', 'Scale', 'get_scale', 'run_vgg', 'run_dln', 'cifar10_stand_in', 'runs_dir', 'source_hash', 'Run',
            'run_key', 'get_run', 'stored_run', 'store_log', 'grid_runs', 'Check', 'skip_checks', 'verdict',
-           'curve_rows', 'select', 'ClaimResult', 'learns_check', 'pilot_checks', 'pilot', 'Claim', 'claim_modules',
-           'claim', 'all_claims', 'load_claims', 'get_claim', 'jsonable', 'save_result', 'load_result']
+           'curve_rows', 'select', 'ClaimResult', 'learns_check', 'num_text', 'seeds_text', 'prose', 'pilot_checks',
+           'pilot', 'Claim', 'claim_modules', 'claim', 'all_claims', 'load_claims', 'get_claim', 'jsonable',
+           'save_result', 'load_result']
 
 # %% ../nbs/05_experiments.ipynb #fb07da8c
 def dln_loss(out, y):
@@ -443,6 +444,25 @@ def learns_check(arch: str, norm: str, runs: list, suffix: str = '', label: str 
                      worst([final_test_acc(r.history) for r in runs]), '>=', LEARNS_BAR['vgg'])
     drop = [math.nan if r.history.diverged else r.history.loss[-1] / r.history.loss[0] for r in runs]
     return Check(f'learns-{norm}{suffix}', f'{lab} trains: worst seed final loss / first loss', worst(drop, low_is_bad=False), '<=', LEARNS_BAR['dln'])
+
+# %% ../nbs/05_experiments.ipynb #1524af1c
+def num_text(x, spec: str = '.3g') -> str:
+    "A measured number as prose prints it: `format(x, spec)`, with 'never' for an infinite step count and 'NaN' for NaN."
+    if x is None: return 'none'
+    if isinstance(x, numbers.Real) and math.isnan(x): return 'NaN'
+    if isinstance(x, numbers.Real) and math.isinf(x): return 'never' if x > 0 else '-inf'
+    return format(x, spec)
+
+def seeds_text(xs, spec: str = '.3g') -> str:
+    "Per-seed values as a sentence says them: '40 and 46', or 'a, b and c' for three or more."
+    s = [num_text(x, spec) for x in xs]
+    return s[0] if len(s) == 1 else ', '.join(s[:-1]) + ' and ' + s[-1]
+
+def prose(text: str):
+    "Show `text`, an f-string of measured numbers, as Markdown: a paragraph that quotes its own run."
+    from IPython.display import Markdown
+    return Markdown(text)
+
 
 # %% ../nbs/05_experiments.ipynb #4570a195
 PILOT = dict(lr=0.1, inits=('glorot', 'kaiming'), min_test=LEARNS_BAR['vgg'], min_ratio=0.8, level=0.5, max_speed_ratio=0.5)
