@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .experiments import get_scale, dln_loss, load_claims, runs_dir, store_log
+from .experiments import get_scale, dln_loss, load_claims, runs_dir, store_log, _load_run
 from .train import default_device
 
 # %% auto #0
@@ -104,12 +104,11 @@ def print_runs(log=print):
     return s
 
 # %% ../nbs/31_bench.ipynb #67562185
-def _steps_run(key: str) -> int:
-    "The steps the stored run `key` trained (fewer than asked if it diverged); 0 if it is no longer in the store."
-    p = runs_dir()/f'{key}.pt'
-    if not p.exists(): return 0
-    h = torch.load(p, weights_only=False)['history']
-    return len(h['loss']) if h['diverged_at'] is None else min(len(h['loss']), h['diverged_at'] + 1)
+def _steps_run(e: dict) -> int:
+    "The steps a run trained, from its 'train' record in the store's log (older logs: from the stored run; 0 if gone)."
+    if 'steps' in e: return e['steps']
+    p = runs_dir()/f"{e['key']}.pt"
+    return _load_run(p).steps_trained if p.exists() else 0
 
 def course_floor(scale: str = 'cpu', log: list[dict] | None = None, cores: int | None = None, repeats: int = 10,
                  measured_s: float | None = None, device='cpu') -> dict:
@@ -120,7 +119,7 @@ def course_floor(scale: str = 'cpu', log: list[dict] | None = None, cores: int |
     for e in s['trained']:
         arch, norm = e['run'].split()[:2]
         d = nets.setdefault((arch, norm), dict(runs=0, steps=0, seconds=0.))
-        d['runs'] += 1; d['steps'] += _steps_run(e['key']); d['seconds'] += e['seconds']
+        d['runs'] += 1; d['steps'] += _steps_run(e); d['seconds'] += e['seconds']
     setups = dict(zip(('vgg', 'dln'), bench_setups(scale).values()))
     with torch_threads(default_threads(scale)):
         for (arch, norm), d in nets.items():

@@ -172,6 +172,12 @@ class Run:
         s = self.spec
         return f"{s['arch']} {s['norm']} lr={s['lr']:g} seed={s['seed']} steps={s['steps']}"
 
+    @property
+    def steps_trained(self) -> int:
+        "The training steps it ran: its budget, or up to the step where it diverged."
+        n = len(self.history.loss)
+        return n if self.history.diverged_at is None else min(n, self.history.diverged_at + 1)
+
     def __repr__(self): return f"Run({self.label}: {self.history!r})"
 
 def _spec(arch, norm, lr, seed, scale, steps, device) -> tuple[dict, Scale]:
@@ -241,7 +247,7 @@ def _locked(path: Path):
 
 def _log(event: str, run: Run | None = None, **kw):
     line = dict(time=time.strftime('%Y-%m-%dT%H:%M:%S'), pid=os.getpid(), event=event, **kw)
-    if run is not None: line.update(key=run.key, run=run.label, seconds=round(run.seconds, 2))
+    if run is not None: line.update(key=run.key, run=run.label, seconds=round(run.seconds, 2), steps=run.steps_trained)
     with open(runs_dir()/'log.jsonl', 'a') as f: f.write(json.dumps(line) + '\n')
 
 def _save_run(run: Run, path: Path):
@@ -445,7 +451,7 @@ def learns_check(arch: str, norm: str, runs: list, suffix: str = '', label: str 
     drop = [math.nan if r.history.diverged else r.history.loss[-1] / r.history.loss[0] for r in runs]
     return Check(f'learns-{norm}{suffix}', f'{lab} trains: worst seed final loss / first loss', worst(drop, low_is_bad=False), '<=', LEARNS_BAR['dln'])
 
-# %% ../nbs/05_experiments.ipynb #1524af1c
+# %% ../nbs/05_experiments.ipynb #5ce201e3
 def num_text(x, spec: str = '.3g') -> str:
     "A measured number as prose prints it: `format(x, spec)`, with 'never' for an infinite step count and 'NaN' for NaN."
     if x is None: return 'none'
