@@ -264,6 +264,14 @@ def _load_run(path: Path) -> Run:
     d = torch.load(path, weights_only=False)
     return Run(**{**d, 'history': History(**d['history'])})
 
+def _stored(key: str) -> Run | None:
+    "The run `key` from memory, else from the store on disk (logged as a load), else None."
+    if key in _RUNS: return _RUNS[key]
+    path = runs_dir()/f'{key}.pt'
+    if not path.exists(): return None
+    run = _RUNS[key] = _load_run(path); _log('load', run)
+    return run
+
 def get_run(arch: str, norm: str, lr: float, seed: int = 0, scale: str | Scale = 'cpu', steps: int | None = None,
             device=None) -> Run:
     """The run of `arch` ('vgg' or 'dln') with `norm` at `lr` and `seed` at `scale` (`steps`: the scale's budget
@@ -271,14 +279,11 @@ def get_run(arch: str, norm: str, lr: float, seed: int = 0, scale: str | Scale =
     spec, s = _spec(arch, norm, lr, seed, scale, steps, device)
     key = run_key(spec)
     if key in _RUNS: return _RUNS[key]
-    d = runs_dir(); path = d/f'{key}.pt'
-    with _locked(d/f'{key}.lock'):
-        if path.exists():
-            run = _load_run(path); _log('load', run)
-        else:
+    with _locked(runs_dir()/f'{key}.lock'):     # a second process asking for this run waits here, then loads it
+        run = _stored(key)
+        if run is None:
             run = _train_run(spec, s, device); run.key = key
-            _save_run(run, path); _log('train', run)
-    _RUNS[key] = run
+            _save_run(run, runs_dir()/f'{key}.pt'); _log('train', run); _RUNS[key] = run
     return run
 
 def stored_run(arch: str, norm: str, lr: float, seed: int = 0, scale: str | Scale = 'cpu', steps: int | None = None,
@@ -287,11 +292,7 @@ def stored_run(arch: str, norm: str, lr: float, seed: int = 0, scale: str | Scal
     thread count, else with one thread, as the test suite trains), without ever training it: None if it is not there."""
     spec, s = _spec(arch, norm, lr, seed, scale, steps, device)
     for t in dict.fromkeys([spec['threads'], 1]):
-        key = run_key({**spec, 'threads': t})
-        if key in _RUNS: return _RUNS[key]
-        path = runs_dir()/f'{key}.pt'
-        if path.exists():
-            run = _RUNS[key] = _load_run(path); _log('load', run); return run
+        if (run := _stored(run_key({**spec, 'threads': t}))) is not None: return run
     return None
 
 def store_log() -> list[dict]:
@@ -451,7 +452,7 @@ def learns_check(arch: str, norm: str, runs: list, suffix: str = '', label: str 
     drop = [math.nan if r.history.diverged else r.history.loss[-1] / r.history.loss[0] for r in runs]
     return Check(f'learns-{norm}{suffix}', f'{lab} trains: worst seed final loss / first loss', worst(drop, low_is_bad=False), '<=', LEARNS_BAR['dln'])
 
-# %% ../nbs/05_experiments.ipynb #5ce201e3
+# %% ../nbs/05_experiments.ipynb #816e7e97
 def num_text(x, spec: str = '.3g') -> str:
     "A measured number as prose prints it: `format(x, spec)`, with 'never' for an infinite step count and 'NaN' for NaN."
     if x is None: return 'none'
