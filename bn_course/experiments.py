@@ -25,9 +25,9 @@ from .measures import final_acc, final_test_acc, steps_to, worst
 __all__ = ['SCALES', 'MEASUREMENTS', 'ARCHS', 'PAPER_LR', 'OPS', 'REGIME', 'LEARNS_BAR', 'PILOT', 'CLAIMS', 'CLAIM_PACKAGE',
            'dln_loss', 'Scale', 'get_scale', 'run_vgg', 'run_dln', 'cifar10_stand_in', 'runs_dir', 'source_hash', 'Run',
            'run_key', 'get_run', 'stored_run', 'store_log', 'grid_runs', 'Check', 'skip_checks', 'verdict',
-           'curve_rows', 'select', 'ClaimResult', 'learns_check', 'num_text', 'seeds_text', 'prose', 'pilot_checks',
-           'pilot', 'Claim', 'claim_modules', 'claim', 'all_claims', 'load_claims', 'get_claim', 'jsonable',
-           'save_result', 'load_result']
+           'curve_rows', 'select', 'ClaimResult', 'learns_check', 'num_text', 'seeds_text', 'prose', 'verdict_words',
+           'pilot_checks', 'pilot', 'Claim', 'claim_modules', 'claim', 'all_claims', 'load_claims', 'get_claim',
+           'jsonable', 'save_result', 'load_result']
 
 # %% ../nbs/05_experiments.ipynb #fb07da8c
 def dln_loss(out, y):
@@ -469,6 +469,10 @@ def prose(text: str):
     "Show `text`, an f-string of measured numbers, as Markdown: a paragraph that quotes its own run."
     from IPython.display import Markdown
     return Markdown(text)
+
+def verdict_words(v: str) -> str:
+    "A claim's verdict (`ClaimResult.verdict`) as a sentence says it: 'reproduces', 'reproduces in part' or 'does not reproduce'."
+    return 'reproduces' if v.startswith('reproduced') else 'does not reproduce' if v.startswith('not at this scale') else 'reproduces in part'
 
 
 # %% ../nbs/05_experiments.ipynb #4570a195
