@@ -24,7 +24,7 @@ from .measures import final_acc, final_test_acc, steps_to, worst
 # %% auto #0
 __all__ = ['SCALES', 'MEASUREMENTS', 'ARCHS', 'PAPER_LR', 'OPS', 'REGIME', 'LEARNS_BAR', 'PILOT', 'CLAIMS', 'CLAIM_PACKAGE',
            'dln_loss', 'Scale', 'get_scale', 'run_vgg', 'run_dln', 'cifar10_stand_in', 'runs_dir', 'source_hash', 'Run',
-           'run_key', 'get_run', 'stored_run', 'store_log', 'grid_runs', 'Check', 'skip_checks', 'verdict',
+           'run_key', 'get_run', 'stored_run', 'store_log', 'get_model', 'grid_runs', 'Check', 'skip_checks', 'verdict',
            'curve_rows', 'select', 'ClaimResult', 'learns_check', 'num_text', 'seeds_text', 'prose', 'verdict_words',
            'pilot_checks', 'pilot', 'Claim', 'claim_modules', 'claim', 'all_claims', 'load_claims', 'get_claim',
            'jsonable', 'save_result', 'load_result']
@@ -245,20 +245,22 @@ def _locked(path: Path):
         try: yield
         finally: fcntl.flock(f, fcntl.LOCK_UN)
 
-def _log(event: str, run: Run | None = None, **kw):
+def _log(event: str, of: Run | None = None, **kw):
+    "Append a record to the store's log: `event` ('train' or 'load') of the run `of`, or of what `kw` names."
     line = dict(time=time.strftime('%Y-%m-%dT%H:%M:%S'), pid=os.getpid(), event=event, **kw)
-    if run is not None: line.update(key=run.key, run=run.label, seconds=round(run.seconds, 2), steps=run.steps_trained)
+    if of is not None: line.update(key=of.key, run=of.label, seconds=round(of.seconds, 2), steps=of.steps_trained)
     with open(runs_dir()/'log.jsonl', 'a') as f: f.write(json.dumps(line) + '\n')
 
-def _save_run(run: Run, path: Path):
-    "Write `run` to `path` atomically: a temporary file in the same folder, then a rename."
-    d = dict(asdict(run), history=asdict(run.history))
+def _save_atomic(obj, path: Path):
+    "`torch.save(obj)` to `path` atomically: a temporary file in the same folder, then a rename."
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix='.tmp')
     try:
-        with os.fdopen(fd, 'wb') as f: torch.save(d, f)
+        with os.fdopen(fd, 'wb') as f: torch.save(obj, f)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True); raise
+
+def _save_run(run: Run, path: Path): _save_atomic(dict(asdict(run), history=asdict(run.history)), path)
 
 def _load_run(path: Path) -> Run:
     d = torch.load(path, weights_only=False)
@@ -299,6 +301,29 @@ def store_log() -> list[dict]:
     "The store's log: one record per run trained or loaded."
     p = runs_dir()/'log.jsonl'
     return [json.loads(l) for l in p.read_text().splitlines() if l.strip()] if p.exists() else []
+
+# %% ../nbs/05_experiments.ipynb #a34f6ded
+def get_model(arch: str, norm: str, lr: float, seed: int = 0, scale: str | Scale = 'cpu', steps: int | None = None,
+              device=None) -> tuple[torch.nn.Module, History]:
+    """`(model, history)` of the network `get_run(arch, norm, lr, seed, scale, steps)` describes, with its final weights:
+    from the store (`<key>.model.pt`), else trained now without the measurements and stored."""
+    spec, s = _spec(arch, norm, lr, seed, scale, steps, device)
+    key = run_key(spec); path = runs_dir()/f'{key}.model.pt'
+    label = f"{arch} {norm} lr={lr:g} seed={seed} steps={spec['steps']} (weights)"
+    with _locked(runs_dir()/f'{key}.lock'):
+        if path.exists():
+            d = torch.load(path, weights_only=False)
+            model = s.make_vgg(norm) if arch == 'vgg' else s.make_dln(norm)
+            model.load_state_dict(d['weights']); h = History(**d['history'])
+            _log('load', key=f'{key}.model', run=label, seconds=d['seconds'])
+        else:
+            t0 = time.perf_counter()
+            model, h = (run_vgg if arch == 'vgg' else run_dln)(s, norm, lr, seed=seed, steps=spec['steps'], device=device, progress=False)
+            model = model.cpu(); dt = time.perf_counter() - t0
+            _save_atomic(dict(weights=model.state_dict(), history=asdict(h), seconds=dt), path)
+            _log('train', key=f'{key}.model', run=label, seconds=round(dt, 2), steps=len(h.loss))
+    return model, h
+
 
 # %% ../nbs/05_experiments.ipynb #59497003
 PAPER_LR = dict(vgg=0.1, dln=1e-6)     # the paper's learning rate for each architecture's landscape and lp figures
