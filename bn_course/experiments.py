@@ -302,7 +302,7 @@ def store_log() -> list[dict]:
     p = runs_dir()/'log.jsonl'
     return [json.loads(l) for l in p.read_text().splitlines() if l.strip()] if p.exists() else []
 
-# %% ../nbs/05_experiments.ipynb #a34f6ded
+# %% ../nbs/05_experiments.ipynb #6b6ec301
 def get_model(arch: str, norm: str, lr: float, seed: int = 0, scale: str | Scale = 'cpu', steps: int | None = None,
               device=None) -> tuple[torch.nn.Module, History]:
     """`(model, history)` of the network `get_run(arch, norm, lr, seed, scale, steps)` describes, with its final weights:
