@@ -4,30 +4,18 @@
 
 # %% ../nbs/31_bench.ipynb #94430d4a
 from __future__ import annotations
-import contextlib, importlib, json, os, statistics, time
+import importlib, json, os, statistics, time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from .experiments import get_scale, dln_loss, load_claims, runs_dir, store_log, _load_run
+from .experiments import get_scale, dln_loss, load_claims, runs_dir, store_log, _load_run, default_threads, torch_threads
 from .train import default_device
 
 # %% auto #0
-__all__ = ['default_threads', 'torch_threads', 'time_ms', 'step_ms', 'bench_setups', 'probe_costs', 'projected_course',
-           'runs_summary', 'print_runs', 'course_floor', 'print_floor', 'bench']
-
-# %% ../nbs/31_bench.ipynb #105857e7
-def default_threads(scale: str, threads: int | None = None) -> int:
-    "Torch CPU threads for a run: `threads` if given; else 1 at the `cpu` scale, where the notebooks measured, and all of them otherwise."
-    return threads or (1 if scale == 'cpu' else torch.get_num_threads())
-
-@contextlib.contextmanager
-def torch_threads(n: int):
-    "Run the block with `n` torch CPU threads, then restore the previous number."
-    old = torch.get_num_threads(); torch.set_num_threads(n)
-    try: yield n
-    finally: torch.set_num_threads(old)
+__all__ = ['time_ms', 'step_ms', 'bench_setups', 'probe_costs', 'projected_course', 'runs_summary', 'print_runs', 'course_floor',
+           'print_floor', 'bench']
 
 # %% ../nbs/31_bench.ipynb #3cd5eb34
 def _sync(device):

@@ -16,7 +16,8 @@ from tqdm.auto import tqdm
 from .experiments import CLAIMS, SCALES, get_scale, save_result, load_result, load_claims
 from .train import default_device
 from .report import verdict_of, report
-from .bench import default_threads, torch_threads, bench, print_runs
+from .experiments import default_threads, torch_threads
+from .bench import bench, print_runs
 
 # %% auto #0
 __all__ = ['DEVICES', 'claim_lines', 'check_names', 'check_device', 'check_out', 'check_counts', 'check_args', 'default_jobs',

@@ -23,11 +23,11 @@ from .measures import final_acc, final_test_acc, steps_to, worst
 
 # %% auto #0
 __all__ = ['SCALES', 'MEASUREMENTS', 'ARCHS', 'PAPER_LR', 'OPS', 'REGIME', 'LEARNS_BAR', 'PILOT', 'CLAIMS', 'CLAIM_PACKAGE',
-           'dln_loss', 'Scale', 'get_scale', 'run_vgg', 'run_dln', 'cifar10_stand_in', 'runs_dir', 'source_hash', 'Run',
-           'run_key', 'get_run', 'stored_run', 'store_log', 'get_model', 'grid_runs', 'Check', 'skip_checks', 'verdict',
-           'curve_rows', 'select', 'ClaimResult', 'learns_check', 'num_text', 'seeds_text', 'prose', 'verdict_words',
-           'pilot_checks', 'pilot', 'Claim', 'claim_modules', 'claim', 'all_claims', 'load_claims', 'get_claim',
-           'jsonable', 'save_result', 'load_result']
+           'dln_loss', 'Scale', 'get_scale', 'run_vgg', 'run_dln', 'cifar10_stand_in', 'runs_dir', 'source_hash',
+           'default_threads', 'torch_threads', 'Run', 'run_key', 'get_run', 'stored_run', 'store_log', 'get_model',
+           'grid_runs', 'Check', 'skip_checks', 'verdict', 'curve_rows', 'select', 'ClaimResult', 'learns_check',
+           'num_text', 'seeds_text', 'prose', 'verdict_words', 'pilot_checks', 'pilot', 'Claim', 'claim_modules',
+           'claim', 'all_claims', 'load_claims', 'get_claim', 'jsonable', 'save_result', 'load_result']
 
 # %% ../nbs/05_experiments.ipynb #fb07da8c
 def dln_loss(out, y):
@@ -153,6 +153,21 @@ def source_hash() -> str:
     h.update(repr((E.MEASUREMENTS, E.SCALES)).encode())
     return h.hexdigest()[:12]
 
+# %% ../nbs/05_experiments.ipynb #d6eec115
+_THREADS: list[int] = []        # the counts asked for by the `torch_threads` blocks the code is in, innermost last
+
+def default_threads(scale: str, threads: int | None = None) -> int:
+    """Torch CPU threads a run trains with: `threads` if given, else the count of the `torch_threads` block around the
+    call, else 1 at the `cpu` scale and all of them otherwise. Never `OMP_NUM_THREADS`: a run's numbers follow its settings."""
+    return threads or (_THREADS[-1] if _THREADS else 1 if scale == 'cpu' else torch.get_num_threads())
+
+@contextmanager
+def torch_threads(n: int):
+    "Run the block with `n` torch CPU threads (runs trained in it train with `n`), then restore the previous number."
+    old = torch.get_num_threads(); torch.set_num_threads(n); _THREADS.append(n)
+    try: yield n
+    finally: _THREADS.pop(); torch.set_num_threads(old)
+
 # %% ../nbs/05_experiments.ipynb #bf5ca60f
 @dataclass
 class Run:
@@ -187,7 +202,7 @@ def _spec(arch, norm, lr, seed, scale, steps, device) -> tuple[dict, Scale]:
     s = get_scale(scale)
     steps = int(steps or (s.steps if arch == 'vgg' else s.dln_steps))
     return dict(arch=arch, norm=norm, lr=float(lr), seed=int(seed), steps=steps, scale=asdict(s),
-                device=default_device(device).type, threads=torch.get_num_threads()), s
+                device=default_device(device).type, threads=default_threads(s.name)), s
 
 def run_key(spec: dict) -> str:
     "The store key of `spec`: its settings, the torch version and the source of the modules a run executes."
@@ -218,7 +233,8 @@ def _train_run(spec: dict, s: Scale, device) -> Run:
               Measure(probe('random'), every=max(1, steps // M['random_count']), name='random')]
     t0 = time.perf_counter()
     run = run_vgg if arch == 'vgg' else run_dln
-    _, h = run(s, spec['norm'], lr, seed=seed, steps=steps, callbacks=[sampler, ics_m, *probes], device=device, progress=False)
+    with torch_threads(spec['threads']):
+        _, h = run(s, spec['norm'], lr, seed=seed, steps=steps, callbacks=[sampler, ics_m, *probes], device=device, progress=False)
     cut = h.diverged_at if h.diverged else steps          # losses are checked every few steps: drop records past divergence
     st = np.asarray(sampler.steps, int)[:cut]; keep = st % keep_every == 0
     moments = {k: np.stack([m.double().numpy() for m in sampler._mom[k][:cut]]) if len(st) else np.zeros((0, M['n_units'], 2))
@@ -290,12 +306,9 @@ def get_run(arch: str, norm: str, lr: float, seed: int = 0, scale: str | Scale =
 
 def stored_run(arch: str, norm: str, lr: float, seed: int = 0, scale: str | Scale = 'cpu', steps: int | None = None,
                device=None) -> Run | None:
-    """The run `get_run` would return if it is already in memory or in the store (trained with this process's torch
-    thread count, else with one thread, as the test suite trains), without ever training it: None if it is not there."""
-    spec, s = _spec(arch, norm, lr, seed, scale, steps, device)
-    for t in dict.fromkeys([spec['threads'], 1]):
-        if (run := _stored(run_key({**spec, 'threads': t}))) is not None: return run
-    return None
+    """The run `get_run` would return if it is already in memory or in the store, without ever training it: None if it
+    is not there."""
+    return _stored(run_key(_spec(arch, norm, lr, seed, scale, steps, device)[0]))
 
 def store_log() -> list[dict]:
     "The store's log: one record per run trained or loaded."
@@ -318,7 +331,8 @@ def get_model(arch: str, norm: str, lr: float, seed: int = 0, scale: str | Scale
             _log('load', key=f'{key}.model', run=label, seconds=d['seconds'])
         else:
             t0 = time.perf_counter()
-            model, h = (run_vgg if arch == 'vgg' else run_dln)(s, norm, lr, seed=seed, steps=spec['steps'], device=device, progress=False)
+            with torch_threads(spec['threads']):
+                model, h = (run_vgg if arch == 'vgg' else run_dln)(s, norm, lr, seed=seed, steps=spec['steps'], device=device, progress=False)
             model = model.cpu(); dt = time.perf_counter() - t0
             _save_atomic(dict(weights=model.state_dict(), history=asdict(h), seconds=dt), path)
             _log('train', key=f'{key}.model', run=label, seconds=round(dt, 2), steps=len(h.loss))
