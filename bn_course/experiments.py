@@ -557,9 +557,13 @@ def claim_modules() -> list[str]:
     return sorted(f'{CLAIM_PACKAGE}.{m.name}' for m in pkgutil.iter_modules(pkg.__path__))
 
 def claim(name: str, figures: str, statement: str):
-    "Decorator registering `run(scale, seeds, device, steps) -> ClaimResult` as the experiment of claim `name`."
+    """Decorator registering `run(scale, seeds, device, steps) -> ClaimResult` as the experiment of claim `name`.
+    A claim notebook that redefines a packaged claim (its cells run in `__main__`) keeps the claim's package module:
+    that is where `reproduce`'s worker processes import it from, and what it groups claims by."""
     def deco(f):
-        CLAIMS[name] = Claim(name, figures, statement, f, f.__module__)
+        module = f.__module__
+        if module == '__main__' and name in CLAIMS: module = CLAIMS[name].module
+        CLAIMS[name] = Claim(name, figures, statement, f, module)
         return f
     return deco
 
