@@ -13,10 +13,10 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from .experiments import CLAIMS, SCALES, get_scale, save_result, load_result, load_claims
+from .experiments import (CLAIMS, SCALES, get_scale, save_result, load_result, load_claims, default_threads,
+                                   torch_threads)
 from .train import default_device
 from .report import verdict_of, report
-from .experiments import default_threads, torch_threads
 from .bench import bench, print_runs
 
 # %% auto #0
