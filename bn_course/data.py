@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_data.ipynb #d8ebf735
 from __future__ import annotations
-import os, pickle, tarfile
+import hashlib, inspect, os, pickle, tarfile, warnings
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -12,8 +12,8 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['Data', 'data_dir', 'mnist1d', 'DatasetMissing', 'cifar10', 'write_fake_cifar10', 'trust_fake_cifar10',
-           'gaussian_regression', 'batches']
+__all__ = ['Data', 'data_dir', 'mnist1d_cache_path', 'mnist1d', 'DatasetMissing', 'cifar10', 'write_fake_cifar10',
+           'trust_fake_cifar10', 'gaussian_regression', 'batches']
 
 # %% ../nbs/00_data.ipynb #b776ec91
 @dataclass
@@ -24,6 +24,13 @@ class Data:
     x_test: torch.Tensor
     y_test: torch.Tensor
     name: str = ''
+
+    def __post_init__(self):
+        for a, b in (('x', 'y'), ('x_test', 'y_test')):
+            na, nb = len(getattr(self, a)), len(getattr(self, b))
+            if na != nb:
+                where = f"Data {self.name!r}" if self.name else "Data"
+                raise ValueError(f"{where}: {a} has {na} samples but {b} has {nb}; they must be equal")
 
     def to(self, device) -> Data:
         "A copy with every tensor moved to `device`."
@@ -41,20 +48,34 @@ def data_dir() -> Path:
     return d
 
 # %% ../nbs/00_data.ipynb #74f60800
-def mnist1d(seed: int = 42, n: int = 5000, train_frac: float = 0.8, cache: bool = True) -> Data:
-    "MNIST-1D generated offline by the `mnist1d` package, standardised, shaped `[N, 1, 40]`."
-    if n < 10: raise ValueError(f"mnist1d needs n >= 10 samples, got n={n}")
-    path = data_dir()/f'mnist1d_seed{seed}_n{n}_f{train_frac}.pt'
-    if cache and path.exists(): return Data(**torch.load(path))
+def _mnist1d_prepare(seed: int, n: int, train_frac: float) -> dict:
+    "Generate MNIST-1D with the `mnist1d` package and standardise it: the fields of a `Data`."
     from mnist1d.data import make_dataset, get_dataset_args
     args = get_dataset_args()
     args.seed, args.num_samples, args.train_split = seed, n, train_frac
     d = make_dataset(args)
     x, xt = (torch.tensor(d[k], dtype=torch.float32) for k in ('x', 'x_test'))
     mu, sd = x.mean(), x.std()
-    res = dict(x=((x - mu)/sd)[:, None], y=torch.tensor(d['y']).long(),
-               x_test=((xt - mu)/sd)[:, None], y_test=torch.tensor(d['y_test']).long(), name='mnist1d')
-    if cache: torch.save(res, path)
+    return dict(x=((x - mu)/sd)[:, None], y=torch.tensor(d['y']).long(),
+                x_test=((xt - mu)/sd)[:, None], y_test=torch.tensor(d['y_test']).long(), name='mnist1d')
+
+def mnist1d_cache_path(seed: int = 42, n: int = 5000, train_frac: float = 0.8) -> Path:
+    "The cache file of `mnist1d(seed, n, train_frac)`, keyed by a hash of the preparing code and the `mnist1d` version."
+    from importlib.metadata import version
+    key = hashlib.sha256((inspect.getsource(_mnist1d_prepare) + version('mnist1d')).encode()).hexdigest()[:10]
+    return data_dir()/f'mnist1d_seed{seed}_n{n}_f{train_frac}_{key}.pt'
+
+def mnist1d(seed: int = 42, n: int = 5000, train_frac: float = 0.8, cache: bool = True) -> Data:
+    "MNIST-1D generated offline by the `mnist1d` package, standardised, shaped `[N, 1, 40]`."
+    if n < 10: raise ValueError(f"mnist1d needs n >= 10 samples, got n={n}")
+    path = mnist1d_cache_path(seed, n, train_frac)
+    if cache and path.exists():
+        try: return Data(**torch.load(path))
+        except Exception as e: warnings.warn(f"unreadable MNIST-1D cache {path} ({type(e).__name__}: {e}); regenerating it")
+    res = _mnist1d_prepare(seed, n, train_frac)
+    if cache:
+        tmp = path.with_name(f'{path.name}.{os.getpid()}.tmp')
+        torch.save(res, tmp); os.replace(tmp, path)      # whole files only, even with concurrent writers
     return Data(**res)
 
 # %% ../nbs/00_data.ipynb #4af518e8

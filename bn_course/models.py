@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_models.ipynb #703a66da
 from __future__ import annotations
-import math
+import math, numbers
 import torch
 from torch import nn
 from .norms import make_norm, _check_dim
@@ -52,7 +52,8 @@ def vgg(config='vgg16', norm='none', dim=2, in_channels=3, num_classes=10, width
     _check_dim(dim)
     if init not in INITS: raise ValueError(f"unknown init {init!r}; choose one of {list(INITS)}")
     if config not in VGG_CONFIGS: raise ValueError(f"unknown VGG config {config!r}; choose one of {list(VGG_CONFIGS)}")
-    if width <= 0: raise ValueError(f"width must be positive, got {width}")
+    if not (isinstance(width, numbers.Real) and not isinstance(width, bool) and math.isfinite(width) and width > 0):
+        raise ValueError(f"width must be a finite number > 0, got width={width!r}")
     input_size = input_size or (32 if dim == 2 else 40)
     cfg = VGG_CONFIGS[config]
     n_pool = cfg.count('M')
@@ -87,7 +88,9 @@ def pre_activations(model: nn.Module) -> list[nn.Module]:
 # %% ../nbs/02_models.ipynb #2ee04a02
 def deep_linear(depth: int = 25, width: int = 10, norm: str = 'none') -> nn.Sequential:
     "`depth` bias-free `width x width` linear layers, a `norm` layer after each but the last."
-    if depth < 1: raise ValueError(f"depth must be >= 1, got {depth}")
+    for k, v in dict(depth=depth, width=width).items():
+        if not (isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1):
+            raise ValueError(f"{k} must be an integer >= 1, got {k}={v!r}")
     blocks = [nn.Sequential(nn.Linear(width, width, bias=False), make_norm(norm, width, dim=1))
               for _ in range(depth - 1)]
     return init_glorot(nn.Sequential(*blocks, nn.Linear(width, width, bias=False)))

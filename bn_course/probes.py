@@ -54,6 +54,11 @@ def _norm(ts) -> torch.Tensor:
     ts = list(ts)
     return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(t) for t in ts])) if ts else torch.tensor(0.)
 
+def _check_batch(model, x):
+    if not len(x): raise ValueError("the batch is empty (0 samples); the probes need at least one sample")
+    if not any(p.requires_grad for p in model.parameters()):
+        raise ValueError(f"the model ({type(model).__name__}) has no trainable parameters (none requires grad), so there is no gradient to probe")
+
 def _check_lr(lr):
     if not (isinstance(lr, numbers.Real) and math.isfinite(lr) and lr > 0):
         raise ValueError(f"lr must be a positive finite number, got lr={lr!r}")
@@ -75,7 +80,7 @@ def ics(model: nn.Module, loss_fn, x: torch.Tensor, y: torch.Tensor, lr: float, 
     `l2` = ||G - G'||, `cos` = cos(G, G'), `l2_rel` = ||G - G'|| / ||G||, `grad_norm` = ||G||. `layers` (numbers
     from 1) restricts the measurement, and its cost, to those layers. Train mode, one noise draw, and the model
     (parameters, buffers, `.grad`, modes) and RNG left as they were."""
-    _check_lr(lr)
+    _check_lr(lr); _check_batch(model, x)
     ws = weight_layers(model)
     ks = list(range(1, len(ws) + 1)) if layers is None else sorted(set(layers))
     if any(not isinstance(k, numbers.Integral) or not 1 <= k <= len(ws) for k in ks):
@@ -138,7 +143,7 @@ def landscape(model: nn.Module, loss_fn, x: torch.Tensor, y: torch.Tensor, lr: f
     `beta` = max grad_diff / ||eta d|| (inf if a probe diverged), `loss0` = L(w), `grad_norm` = ||g||.
     Train mode, one noise draw, and the model (parameters, buffers, `.grad`, modes) and RNG left as they were.
     `batched=True` evaluates the `n` probes in one `vmap`ped call (n x the activation memory; for GPUs)."""
-    _check_lr(lr)
+    _check_lr(lr); _check_batch(model, x)
     if not (isinstance(n, numbers.Integral) and n >= 1): raise ValueError(f"n must be an integer >= 1, got n={n!r}")
     if direction not in LANDSCAPE_DIRECTIONS:
         raise ValueError(f"unknown direction {direction!r}; choose one of {', '.join(map(repr, LANDSCAPE_DIRECTIONS))}")

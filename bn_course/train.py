@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_train.ipynb #2bcf614c
 from __future__ import annotations
-import math, os, random, time
+import math, numbers, os, random, time
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -91,20 +91,40 @@ def evaluate(model, x, y, loss_fn=F.cross_entropy, bs: int = 1024) -> tuple[floa
     return loss_fn(outs, y).item(), accuracy(outs, y).item()
 
 # %% ../nbs/03_train.ipynb #1007ce5a
+def _real(v):
+    "`v` as a Python number (NumPy scalars and 0-d tensors included), or None if it is not one (a bool is not)."
+    if isinstance(v, torch.Tensor) and v.ndim == 0: v = v.item()
+    if isinstance(v, np.generic): v = v.item()
+    return v if isinstance(v, numbers.Real) and not isinstance(v, bool) else None
+
 def _check_positive(**kw):
     for k, v in kw.items():
-        if not (isinstance(v, (int, float)) and v > 0 and math.isfinite(v)):
+        x = _real(v)
+        if not (x is not None and x > 0 and math.isfinite(x)):
             raise ValueError(f"{k} must be a positive number, got {k}={v!r}")
+
+def _check_count(**kw):
+    for k, v in kw.items():
+        if not (isinstance(_real(v), numbers.Integral) and v > 0):
+            raise ValueError(f"{k} must be a positive integer, got {v!r}")
+
+def _check_data(data, evaluates: bool):
+    if not len(data.x): raise ValueError("the training set is empty (0 samples); train needs at least one")
+    if evaluates and not len(data.x_test):
+        raise ValueError("the test set is empty (0 samples), but train evaluates on it (every `eval_every` steps and "
+                         "at the end); give data with at least one test sample")
 
 def train(model: nn.Module, data: Data, lr: float, steps: int, bs: int = 128, loss_fn=F.cross_entropy,
           callbacks=(), seed: int = 0, device=None, eval_every: int | None = None, progress: bool | None = None,
-          sync_every: int = 50, channels_last: bool | None = None) -> History:
+          sync_every: int = 50, channels_last: bool | None = None, desc: str | None = None) -> History:
     """Train `model` on `data` with plain SGD (constant `lr`, no momentum) for `steps` steps of batch `bs`.
     A NaN/inf loss stops the run and is recorded in `History.diverged_at`. The data stay on the device, the
     host reads the losses every `sync_every` steps; `channels_last` (default: on CUDA with image data) stores
     2D convolutions' tensors in the layout GPUs are fastest with (the same numbers, up to rounding). `progress`: a
-    progress bar (default: unless the environment sets `IN_TEST` or `BN_COURSE_QUIET`)."""
-    _check_positive(lr=lr, steps=steps, bs=bs)
+    progress bar (default: unless the environment sets `IN_TEST` or `BN_COURSE_QUIET`), described by `desc` (default: the lr)."""
+    _check_positive(lr=lr); _check_count(steps=steps, bs=bs)
+    lr, steps, bs = float(_real(lr)), int(_real(steps)), int(_real(bs))
+    _check_data(data, evaluates=True)
     device = default_device(device)
     model.to(device); data = data.to(device)
     if channels_last is None: channels_last = device.type == 'cuda' and data.x.ndim == 4
@@ -120,7 +140,7 @@ def train(model: nn.Module, data: Data, lr: float, steps: int, bs: int = 128, lo
     losses, accs = torch.full((steps,), math.nan, device=device), torch.full((steps,), math.nan, device=device)
     model.train()
     for cb in callbacks: cb.before_fit(model)
-    bar = tqdm(range(steps), disable=not progress, leave=False, desc=f'lr={lr:g}')
+    bar = tqdm(range(steps), disable=not progress, leave=False, desc=f'lr={lr:g}' if desc is None else desc)
     t0, done = time.perf_counter(), 0
     for step in bar:
         xb, yb = next(it)
