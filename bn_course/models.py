@@ -41,13 +41,13 @@ VGG_CONFIGS = {
     'vgg16': [64, 64, 'M', 128, 128, 'M', 256, 256, 256, 'M', 512, 512, 512, 'M', 512, 512, 512, 'M'],
 }
 
-def conv_block(ni: int, nf: int, norm: str = 'none', dim: int = 2) -> nn.Sequential:
-    "3x3 convolution, then the norm layer of kind `norm`, then ReLU."
+def conv_block(ni: int, nf: int, norm: str = 'none', dim: int = 2, norm_kw: dict | None = None) -> nn.Sequential:
+    "3x3 convolution, then the norm layer of kind `norm` (with `make_norm`'s keywords `norm_kw`), then ReLU."
     conv = (nn.Conv1d if dim == 1 else nn.Conv2d)(ni, nf, 3, padding=1)
-    return nn.Sequential(conv, make_norm(norm, nf, dim), nn.ReLU())
+    return nn.Sequential(conv, make_norm(norm, nf, dim, **(norm_kw or {})), nn.ReLU())
 
 def vgg(config='vgg16', norm='none', dim=2, in_channels=3, num_classes=10, width=1.0, input_size=None,
-        init: str = 'glorot') -> nn.Sequential:
+        init: str = 'glorot', norm_kw: dict | None = None) -> nn.Sequential:
     "A VGG with a `norm` layer after every convolution; `dim=1` for signals; `width` scales channels; `init` 'glorot' or 'kaiming'."
     _check_dim(dim)
     if init not in INITS: raise ValueError(f"unknown init {init!r}; choose one of {list(INITS)}")
@@ -65,7 +65,7 @@ def vgg(config='vgg16', norm='none', dim=2, in_channels=3, num_classes=10, width
     for c in cfg:
         if c == 'M': layers.append(pool); continue
         nf = max(1, round(c*width))
-        layers.append(conv_block(ni, nf, norm, dim)); ni = nf
+        layers.append(conv_block(ni, nf, norm, dim, norm_kw)); ni = nf
     final = input_size // 2**n_pool
     layers += [nn.Flatten(), nn.Linear(ni*final**dim, num_classes)]
     return INITS[init](nn.Sequential(*layers))

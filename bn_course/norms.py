@@ -94,13 +94,14 @@ class LpNorm(nn.Module):
 # %% ../nbs/01_norms.ipynb #f6fe8de6
 NORM_KINDS = ('none', 'batch', 'noisy', 'l1', 'l2', 'linf', 'noise')
 
-def make_norm(kind: str, num_features: int, dim: int = 2) -> nn.Module:
+def make_norm(kind: str, num_features: int, dim: int = 2, **noise) -> nn.Module:
     """The layer placed after each weight layer: 'none' (identity), 'batch', 'noisy' (BN + Algorithm 1),
-    'l1', 'l2', 'linf' (`LpNorm`), or 'noise' (Algorithm 1's noise without BN)."""
+    'l1', 'l2', 'linf' (`LpNorm`), or 'noise' (Algorithm 1's noise without BN); `noise`: Algorithm 1's constants."""
     _check_dim(dim)
+    if noise and kind not in ('noisy', 'noise'): raise ValueError(f"noise constants {noise} apply to 'noisy' and 'noise' only, not {kind!r}")
     if kind == 'none': return nn.Identity()
     if kind == 'batch': return (nn.BatchNorm1d if dim == 1 else nn.BatchNorm2d)(num_features)
-    if kind == 'noisy': return NoisyBatchNorm(num_features, dim)
-    if kind == 'noise': return BatchNoise()
+    if kind == 'noisy': return NoisyBatchNorm(num_features, dim, **noise)
+    if kind == 'noise': return BatchNoise(**noise)
     if kind in ('l1', 'l2', 'linf'): return LpNorm(num_features, p={'l1': 1, 'l2': 2, 'linf': math.inf}[kind], dim=dim)
     raise ValueError(f"unknown norm kind {kind!r}; choose one of {', '.join(map(repr, NORM_KINDS))}")

@@ -76,6 +76,8 @@ def landscape_checks(st: dict) -> list[Check]:
         r = lambda m, d='gradient', w='all', how='geo': worst(seed_ratios(runs[base], runs[n], m, d, WINDOWS[w], how))
         cs += [Check(f'{n}-{m}', f'{name} smaller with {lab} along the gradient: {b}/{lab} over training', r(m), '>', 1)
                for m, name in LANDSCAPE_MEASURES.items()]
+        cs += [Check(f'{n}-{m}-first-quarter', f'{name} smaller with {lab} along the gradient: {b}/{lab} over the first quarter',
+                     r(m, w='early'), '>', 1) for m, name in LANDSCAPE_MEASURES.items()]
         cs.append(Check(f'{n}-grad-change-early', f'gradient change about two orders of magnitude smaller with {lab} early: '
                         f'{b}/{lab}, ratio of means over the first quarter', r('grad_change', w='early', how='mean'), '>=', 100))
         cs.append(Check(f'{n}-predictive-range', f'{lab} gradients predictive over a broader range of step sizes: '
