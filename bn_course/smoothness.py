@@ -14,8 +14,8 @@ from .plots import NORM_STYLE, norm_label, grid
 
 # %% auto #0
 __all__ = ['LANDSCAPE_MEASURES', 'WINDOWS', 'probe_measures', 'seed_ratios', 'relative_change', 'predictive_range',
-           'median_predictive_range', 'landscape_checks', 'landscape_table', 'show_table', 'seed_geomean',
-           'plot_landscape']
+           'median_predictive_range', 'landscape_checks', 'landscape_table', 'show_table', 'ratio_seeds',
+           'seed_geomean', 'plot_landscape']
 
 # %% ../nbs/08_smoothness.ipynb #f51f359d
 LANDSCAPE_MEASURES = {'loss_range': 'loss range along the step', 'grad_change': 'gradient change (l2)',
@@ -108,6 +108,13 @@ def show_table(rows: list[dict], norm: str = 'batch', how: str = 'geo'):
                      and q['direction'] == r['direction'] and q['measure'] == r['measure'])
         f = lambda xs: ' '.join(f'{x:12.3g}' for x in xs)
         print(f"{r['direction']:9} {r['measure']:24} {f(r['seeds']):>26} {f(early['seeds']):>26}")
+
+# %% ../nbs/08_smoothness.ipynb #e608b238
+def ratio_seeds(rows: list[dict], measure: str, direction: str = 'gradient', window: str = 'all', how: str = 'geo', norm: str = 'batch') -> list[float]:
+    "The per-seed ratios of one row of `landscape_table`: one reading of one measure."
+    for r in rows:
+        if (r['norm'], r['direction'], r['measure'], r['window'], r['how']) == (norm, direction, measure, window, how): return r['seeds']
+    raise KeyError(f"no row {norm}/{direction}/{measure}/{window}/{how} in the table")
 
 # %% ../nbs/08_smoothness.ipynb #0f9ed734
 def _band(ax, runs, key, direction, color, label, log):

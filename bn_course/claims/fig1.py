@@ -16,7 +16,7 @@ from ..plots import NORM_STYLE, norm_label, norm_colors, plot_curves, plot_lr_sw
 __all__ = ['PAPER', 'NORMS', 'CHANCE', 'LEVEL', 'MIN_TEST', 'SPEED_LRS', 'SPEED_LEARNS', 'SWEEP_LRS', 'DIST_LR', 'DIST_LAYERS',
            'study', 'speed_table', 'speed_checks', 'plot_speed', 'speed_result', 'fig1_speed', 'usable', 'sweep_table',
            'lr_sweep', 'range_checks', 'plot_sweep', 'range_result', 'lr_range', 'drift_table', 'distribution_checks',
-           'plot_distributions', 'distribution_result', 'fig1_distributions']
+           'plot_distributions', 'distribution_result', 'fig1_distributions', 'drift_from']
 
 # %% ../../nbs/10_fig1.ipynb #3b9fd917
 PAPER = dict(   # the paper's numbers (CIFAR-10, VGG-16, 15,000 steps of SGD at lr 0.1; Appendix A, Fig 1), not ours
@@ -224,3 +224,11 @@ def distribution_result(st: dict, lr: float = DIST_LR, layers=DIST_LAYERS) -> Cl
 def fig1_distributions(scale='cpu', seeds=None, device=None, steps=None) -> ClaimResult:
     "Single activations of layers #3 and #11 in the store's standard and BN VGGs at lr 0.1: drifts of their distributions."
     return distribution_result(study((DIST_LR,), NORMS, scale, seeds, device, steps))
+
+# %% ../../nbs/10_fig1.ipynb #affd03e1
+def drift_from(run, layer: int, start: float = 0.) -> dict:
+    "`unit_drifts` of `run`'s sampled activations at `layer`, measured from the step `start` (a fraction of training) on."
+    m = np.asarray(run.moments[layer], float)
+    t0 = int(start * len(m))
+    from types import SimpleNamespace
+    return unit_drifts(SimpleNamespace(moments={layer: m[t0:]}), layer)

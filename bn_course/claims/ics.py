@@ -13,8 +13,9 @@ from ..measures import final_test_acc, worst
 from ..plots import NORM_STYLE, norm_label, norm_colors, plot_curves, grid
 
 # %% auto #0
-__all__ = ['LRS', 'NORMS', 'QUANTITIES', 'study', 'run_medians', 'medians', 'final_loss', 'plot_ics', 'plot_ics_relative',
-           'seed_values', 'learns_checks', 'vgg_checks', 'dln_checks', 'ics_result', 'ics_vgg', 'ics_dln']
+__all__ = ['LRS', 'NORMS', 'QUANTITIES', 'SWEEP_LRS', 'study', 'run_medians', 'medians', 'final_loss', 'plot_ics',
+           'plot_ics_relative', 'seed_values', 'learns_checks', 'vgg_checks', 'dln_checks', 'ics_result', 'ics_vgg',
+           'ics_dln', 'ics_by_lr', 'plot_ics_by_lr']
 
 # %% ../../nbs/12_ics.ipynb #97b03edb
 LRS = {'vgg': (0.1, 0.01), 'dln': (1e-6, 1e-7)}    # the paper's learning rates of Fig 3a and Fig 3b
@@ -192,3 +193,28 @@ def ics_vgg(scale='cpu', seeds=None, device=None, steps=None) -> ClaimResult:
 def ics_dln(scale='cpu', seeds=None, device=None, steps=None) -> ClaimResult:
     "Fig 3b from the store's standard and BatchNorm deep linear networks at lr 1e-6 and 1e-7, layers #9 and #17."
     return ics_result('ics-dln', study('dln', scale, seeds, device, steps))
+
+# %% ../../nbs/12_ics.ipynb #fbe04cfd
+SWEEP_LRS = (0.01, 0.03, 0.1, 0.3, 0.5, 1.0)      # Fig 1's learning-rate sweep up to 1: the same stored runs
+
+def ics_by_lr(lrs=SWEEP_LRS, scale='cpu', seeds=None, device=None, steps: int | None = None) -> dict:
+    "A VGG study over `lrs` with `medians` per norm, lr, layer and seed, and which runs diverged."
+    st = grid_runs('vgg', NORMS, lrs, scale, seeds, device, steps) | dict(layers=tuple(MEASUREMENTS['vgg']['ics_layers']))
+    return st | dict(medians=medians(st), diverged={n: {lr: [r.history.diverged for r in rs] for lr, rs in by.items()}
+                                                    for n, by in st['runs'].items()})
+
+# %% ../../nbs/12_ics.ipynb #67db59f3
+def plot_ics_by_lr(sw: dict, q: str = 'cos') -> plt.Figure:
+    "Median `q` of each network against the learning rate, one panel per layer, one dot per seed (hollow: the run diverged)."
+    fig, axs = plt.subplots(1, len(sw['layers']), figsize=(4.6*len(sw['layers']), 3.4), sharey=True, squeeze=False)
+    for ax, k in zip(axs[0], sw['layers']):
+        for n in NORMS:
+            c = NORM_STYLE[n]['color']
+            v = [sw['medians'][n][lr][k][q] for lr in sw['lrs']]
+            ax.plot(sw['lrs'], [np.nanmean(x) for x in v], color=c, label=norm_label(n))
+            for lr, xs, dv in zip(sw['lrs'], v, (sw['diverged'][n][lr] for lr in sw['lrs'])):
+                for x, d in zip(xs, dv): ax.scatter(lr, x, s=18, color=c, facecolors='none' if d else c, zorder=3)
+        ax.set(xscale='log', xlabel='learning rate', title=f'layer #{k}')
+    axs[0, 0].set_ylabel(r"median $\cos(G, G')$ (1: no ICS)" if q == 'cos' else f'median {q}')
+    axs[0, 0].legend(fontsize='small'); fig.tight_layout(); plt.close(fig)
+    return fig

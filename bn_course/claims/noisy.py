@@ -17,11 +17,11 @@ from ..train import accuracy
 from ..plots import NORM_STYLE, norm_label, norm_colors, plot_curves, plot_ridge, grid
 
 # %% auto #0
-__all__ = ['PAPER', 'LR', 'LAYERS', 'NORMS', 'LEVEL', 'FIG8', 'SCALE_FREE', 'study', 'training_checks', 'plot_training',
-           'training_result', 'noisy_bn_training', 'moment_stats', 'layer_stats', 'moment_series', 'moment_table',
-           'moment_ratios', 'moment_checks', 'plot_fig2_right', 'plot_moment_changes', 'moments_result',
+__all__ = ['PAPER', 'LR', 'LAYERS', 'NORMS', 'LEVEL', 'FIG8', 'SCALE_FREE', 'NOISE_SIZES', 'study', 'training_checks',
+           'plot_training', 'training_result', 'noisy_bn_training', 'moment_stats', 'layer_stats', 'moment_series',
+           'moment_table', 'moment_ratios', 'moment_checks', 'plot_fig2_right', 'plot_moment_changes', 'moments_result',
            'noisy_bn_moments', 'noise_checks', 'noise_result', 'noise_without_bn', 'logit_signal_to_noise',
-           'batch_stats_accuracy']
+           'noise_scale', 'noise_sweep', 'activation_scale', 'plot_noise_sweep', 'batch_stats_accuracy']
 
 # %% ../../nbs/11_noisy.ipynb #26fe7428
 PAPER = dict(dataset='CIFAR-10', steps=15_000, lr=0.1, layers=(2, 9, 13),
@@ -244,6 +244,42 @@ def logit_signal_to_noise(model: nn.Module, x: torch.Tensor, draws: int = 8) -> 
     finally: model.train(was)
     sig, noi = out.mean(0).var(0).mean().item(), out.var(0).mean().item()
     return dict(signal=sig, noise=noi, ratio=sig / noi if noi > 0 else math.inf)
+
+# %% ../../nbs/11_noisy.ipynb #95b75d3d
+NOISE_SIZES = (1, 4, 16)     # Algorithm 1's additive noise (n_mu, r_mu) times k, fixed before the runs
+
+def noise_scale(k: float, scale='cpu'):
+    "`scale` whose 'noise' VGG has Algorithm 1's additive noise times `k` (the multiplicative part unchanged)."
+    from dataclasses import replace
+    from bn_course.experiments import get_scale
+    s = get_scale(scale)
+    if k == 1: return s
+    n = PAPER['noise']
+    return replace(s, vgg={**s.vgg, 'norm_kw': dict(n_mu=n['n_mu']*k, r_mu=n['r_mu']*k)})
+
+# %% ../../nbs/11_noisy.ipynb #2ef6569f
+def noise_sweep(scale='cpu', seeds=None, sizes=NOISE_SIZES, device=None, steps: int | None = None) -> dict:
+    "The store's standard + noise VGGs at lr 0.1 for each noise size `k` of `sizes`: `{k: [Run per seed]}`."
+    return {k: grid_runs('vgg', ('noise',), LR, noise_scale(k, scale), seeds, device, steps)['runs']['noise'] for k in sizes}
+
+def activation_scale(runs, layers=LAYERS) -> dict:
+    "Per layer: median over seeds, training steps and sampled units of one activation's standard deviation over the batch."
+    return {k: float(np.median(np.concatenate([np.sqrt(np.asarray(r.moments[k])[..., 1]).ravel() for r in runs]))) for k in layers}
+
+# %% ../../nbs/11_noisy.ipynb #556b348a
+def plot_noise_sweep(sweep_acc: dict, base: list, scale_ratio: float) -> plt.Figure:
+    "Final training accuracy of the standard + noise VGG against the noise size, one dot per seed."
+    fig, ax = plt.subplots(figsize=(5.2, 3.4))
+    c = NORM_STYLE['noise']['color']
+    for k, accs in sweep_acc.items(): ax.scatter([k]*len(accs), accs, color=c, zorder=3)
+    ax.plot(list(sweep_acc), [np.mean(a) for a in sweep_acc.values()], color=c, label='standard + noise (seed mean)')
+    ax.axhline(np.mean(base), color=NORM_STYLE['none']['color'], ls='--', label='standard, no noise')
+    ax.axhline(0.1, color='0.5', ls=':', label='chance')
+    ax.axvline(scale_ratio, color='0.3', lw=0.8, label='activation std, standard / BN')
+    ax.set(xscale='log', xlabel=r'additive noise $\times k$ ($n_\mu = 0.5k$, $r_\mu = 0.1k$)', ylabel='final training accuracy',
+           ylim=(0, 1.05), title='How large must the noise be to stop the standard VGG?')
+    ax.legend(fontsize='small'); fig.tight_layout(); plt.close(fig)
+    return fig
 
 # %% ../../nbs/11_noisy.ipynb #41f37e0d
 def batch_stats_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, bs: int = 128) -> float:
