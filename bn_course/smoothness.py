@@ -8,14 +8,14 @@ import math
 import numpy as np
 import matplotlib.pyplot as plt
 
-from .experiments import Check, learns_check
+from .experiments import Check, ClaimResult, learns_check, grid_runs
 from .measures import worst, ratio
 from .plots import NORM_STYLE, norm_label, grid
 
 # %% auto #0
 __all__ = ['LANDSCAPE_MEASURES', 'WINDOWS', 'probe_measures', 'seed_ratios', 'relative_change', 'predictive_range',
            'median_predictive_range', 'landscape_checks', 'landscape_table', 'show_table', 'ratio_seeds',
-           'seed_geomean', 'plot_landscape']
+           'probe_blowup', 'counted', 'earlier_reading', 'reading_why', 'seed_geomean', 'plot_landscape']
 
 # %% ../nbs/08_smoothness.ipynb #f51f359d
 LANDSCAPE_MEASURES = {'loss_range': 'loss range along the step', 'grad_change': 'gradient change (l2)',
@@ -115,6 +115,30 @@ def ratio_seeds(rows: list[dict], measure: str, direction: str = 'gradient', win
     for r in rows:
         if (r['norm'], r['direction'], r['measure'], r['window'], r['how']) == (norm, direction, measure, window, how): return r['seeds']
     raise KeyError(f"no row {norm}/{direction}/{measure}/{window}/{how} in the table")
+
+# %% ../nbs/08_smoothness.ipynb #3595f1e2
+def probe_blowup(st: dict, direction: str = 'gradient') -> dict:
+    "Per norm, per seed: the largest loss along any probe over the loss at its step (above 1: a probe step raised the loss)."
+    return {n: [float(np.nanmax(r.landscape[direction]['loss'] / r.landscape[direction]['loss0'][:, None])) for r in rs]
+            for n, rs in st['runs'].items()}
+
+def counted(checks: list[Check]) -> tuple[int, int]:
+    "(passed, counted) among a claim's own checks: not skipped, not the `learns-*` regime checks."
+    own = [c for c in checks if not c.skip and not c.id.startswith('learns-')]
+    return sum(bool(c.passed) for c in own), len(own)
+
+# %% ../nbs/08_smoothness.ipynb #40443268
+def earlier_reading(st: dict, scale='cpu', seeds=None, device=None, steps=None) -> dict:
+    "The DLN landscape study at lr/10 under `dln_loss` ($L_\\text{sum}$), which is the earlier reading $L_\\text{sum}/10$ at lr: checks and probe blow-up."
+    old = grid_runs('dln', st['norms'], st['lr'] / 10, scale, seeds, device, steps)
+    return dict(lr=old['lr'], checks={c.id: [c.value, c.passed] for c in landscape_checks(old)}, blowup=probe_blowup(old))
+
+def reading_why(res: ClaimResult, now_blowup: dict, old: dict) -> str:
+    "One line: how the DLN verdict moves between $L_\\text{sum}$ and the earlier reading $L_\\text{sum}/10$."
+    (k, n), k0 = counted(res.checks), sum(p for i, (v, p) in old['checks'].items() if not i.startswith('learns-'))
+    return (f"the loss reading {'moves' if k != k0 else 'does not move'} it: under L_sum (lr {res.data['lr']:g}) the top probe crosses the standard DLN's edge (its probed "
+            f"loss up to {max(now_blowup['none']):.3g}x the loss at the step) and {k}/{n} checks pass; under the earlier L_sum/10 "
+            f"(= lr {old['lr']:g} here) the standard DLN's probed loss stays within {max(old['blowup']['none']):.3g}x and {k0}/{n} pass")
 
 # %% ../nbs/08_smoothness.ipynb #0f9ed734
 def _band(ax, runs, key, direction, color, label, log):

@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 from ..experiments import claim, grid_runs, Check, ClaimResult, learns_check, PAPER_LR
 from ..measures import final_acc, final_test_acc, steps_to, worst, unit_drifts, ratio
 from ..smoothness import (landscape_checks, landscape_table, seed_ratios, median_predictive_range, plot_landscape,
-                                  LANDSCAPE_MEASURES)
+                                  LANDSCAPE_MEASURES, probe_blowup, earlier_reading, reading_why)
 from ..plots import NORM_STYLE, norm_label, norm_colors, plot_curves, plot_ridge, grid
 
 # %% auto #0
@@ -199,5 +199,10 @@ def lp_landscape_vgg(scale='cpu', seeds=None, device=None, steps=None) -> ClaimR
        'Along the gradient, the deep linear network with l1, l2 or l-inf normalization has a smaller loss range, '
        'gradient change and effective beta than the standard one, like the DLN with BatchNorm.')
 def lp_landscape_dln(scale='cpu', seeds=None, device=None, steps=None) -> ClaimResult:
-    "Fig 13 from the store's standard, BN and lp deep linear networks at lr 1e-6."
-    return lp_landscape_result('lp-landscape-dln', grid_runs('dln', NORMS, PAPER_LR['dln'], scale, seeds, device, steps), 'Fig 13')
+    "Fig 13 from the store's standard, BN and lp deep linear networks at lr 1e-6; and the earlier loss reading (lr 1e-7 here)."
+    full = grid_runs('dln', NORMS, PAPER_LR['dln'], scale, seeds, device, steps)
+    res = lp_landscape_result('lp-landscape-dln', full, 'Fig 13')
+    st = {**full, 'norms': list(LANDSCAPE_NORMS), 'runs': {n: full['runs'][n] for n in LANDSCAPE_NORMS}}
+    res.data |= dict(blowup=probe_blowup(st), earlier_reading=earlier_reading(st, scale, seeds, device, steps))
+    if not res.verdict.startswith('reproduced'): res.why = reading_why(res, res.data['blowup'], res.data['earlier_reading'])
+    return res
