@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .experiments import get_scale, dln_loss, load_claims, runs_dir, store_log, _load_run, default_threads, torch_threads
+from .experiments import get_scale, dln_loss, load_claims, runs_dir, store_log, store_entries, _load_run, default_threads, torch_threads
 from .train import default_device
 
 # %% auto #0
@@ -61,11 +61,13 @@ def probe_costs(model, x, y, loss_fn, lr, probes, repeats: int = 3, n: int = 8, 
 
 # %% ../nbs/31_bench.ipynb #ffd63d82
 def projected_course(out='bn_course_out') -> str:
-    "The cpu-scale course time from the last `reproduce` in `out`, or why it is unknown."
+    "The cpu-scale course time from the last `reproduce` in `out` (at the default steps), or why it is unknown."
     p = Path(out)/'results.json'
     if not p.exists(): return f'unknown: no {p} (run `bn-course reproduce` once to measure it)'
     r = json.loads(p.read_text())
     if r['config']['scale'] != 'cpu': return f"unknown: {p} is from scale {r['config']['scale']!r}, not 'cpu'"
+    if r['config'].get('steps'):
+        return f"unknown: {p} is a smoke run (--steps {r['config']['steps']}); the course's time needs a run at the default steps"
     done = {n: c['meta']['duration_s'] for n, c in r['claims'].items()}
     missing = [n for n in load_claims()[0] if n not in done]
     t = f"{sum(done.values())/60:.1f} min for {len(done)} claim(s) (sum of their measured durations in {p})"
@@ -83,20 +85,31 @@ def runs_summary(log: list[dict] | None = None) -> dict:
     return dict(trained=trained, loads=loads, twice=sorted({k for k in keys if keys.count(k) > 1}),
                 seconds=sum(e['seconds'] for e in trained))
 
-def print_runs(log=print):
-    "Print the store's folder, every run trained with its cost and how often it was read back, and the total."
-    s = runs_summary()
-    log(f"run store {runs_dir()}: {len(s['trained'])} trainings, {s['seconds']/60:.1f} min of training")
-    for e in s['trained']: log(f"  {e['run']:<45} {e['seconds']:7.1f} s  read back {s['loads'][e['key']]}x  ({e['key']})")
+def _size(n: int) -> str: return f'{n/1e6:.1f} MB'
+def _age(s: float) -> str: return f'{s/86400:.1f} d' if s >= 86400 else f'{s/3600:.1f} h' if s >= 3600 else f'{s/60:.0f} min'
+
+def print_runs(log=print) -> dict:
+    """Print the store's folder and every entry on disk: what it holds, its size and age, its training time and how often
+    it was read back (from the log), and whether it is stale; then the total. Returns `runs_summary` with `entries`, `bytes`."""
+    s, es = runs_summary(), store_entries()
+    secs, total = {e['key']: e['seconds'] for e in s['trained']}, sum(e['bytes'] for e in es)
+    log(f"run store {runs_dir()}: {len(es)} entries, {_size(total)}; the log: {len(s['trained'])} trainings, "
+        f"{s['seconds']/60:.1f} min of training")
+    for e in es:
+        k, t = e['key'], secs.get(e['key'])
+        log(f"  {e['run']:<50} {_size(e['bytes']):>9} {_age(e['age_s']):>7} old  " + (f"trained {t:.1f} s" if t is not None else '') +
+            f", read back {s['loads'].get(k, 0)}x  ({k})" + (f"  stale: {e['stale']}" if e['stale'] else ''))
+    if any(e['stale'] for e in es): log("  stale entries are never read again: `bn-course runs --prune` removes them")
     if s['twice']: log(f"  trained more than once: {', '.join(s['twice'])}")
-    return s
+    return s | dict(entries=es, bytes=total)
+
 
 # %% ../nbs/31_bench.ipynb #67562185
 def _steps_run(e: dict) -> int:
     "The steps a run trained, from its 'train' record in the store's log (older logs: from the stored run; 0 if gone)."
     if 'steps' in e: return e['steps']
-    p = runs_dir()/f"{e['key']}.pt"
-    return _load_run(p).steps_trained if p.exists() else 0
+    r = _load_run(runs_dir()/f"{e['key']}.pt")
+    return r.steps_trained if r else 0
 
 def course_floor(scale: str = 'cpu', log: list[dict] | None = None, cores: int | None = None, repeats: int = 10,
                  measured_s: float | None = None, device='cpu') -> dict:

@@ -4,7 +4,7 @@
 
 # %% ../nbs/32_cli.ipynb #a1b85ee4
 from __future__ import annotations
-import argparse, importlib, json, multiprocessing, os, platform, sys, tempfile, time, traceback
+import argparse, hashlib, importlib, json, multiprocessing, os, platform, sys, tempfile, time, traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict
 from datetime import datetime, timezone
@@ -14,14 +14,14 @@ import torch
 from tqdm.auto import tqdm
 
 from .experiments import (CLAIMS, SCALES, get_scale, save_result, load_result, load_claims, default_threads,
-                                   torch_threads)
+                                   torch_threads, source_hash, runs_dir, prune_store, clear_store)
 from .train import default_device
 from .report import verdict_of, report
 from .bench import bench, print_runs
 
 # %% auto #0
 __all__ = ['DEVICES', 'claim_lines', 'check_names', 'check_device', 'check_out', 'check_counts', 'check_args', 'default_jobs',
-           'run_claim', 'cached', 'environment', 'reproduce', 'run_and_save', 'make_parser', 'main']
+           'claim_code', 'run_claim', 'cached', 'environment', 'reproduce', 'run_and_save', 'make_parser', 'main']
 
 # %% ../nbs/32_cli.ipynb #e6065518
 def claim_lines(claims: dict) -> list[str]:
@@ -64,7 +64,8 @@ def check_counts(**counts):
         if v is not None and (not isinstance(v, int) or v < 1): raise ValueError(f"{k} must be a positive integer, got {v!r}")
 
 def check_args(names, scale, out, device, seeds, steps=None, threads=None, jobs=None) -> tuple[list[str], torch.device, Path]:
-    "Validate everything `reproduce` takes; returns the claim names, the device and the output directory."
+    "Validate everything `reproduce` takes (and the run store's folder); returns the claim names, the device and the output directory."
+    runs_dir()
     claims, broken = load_claims()
     names = check_names(names, claims, broken)
     get_scale(scale)
@@ -78,6 +79,11 @@ def default_jobs(scale: str, device, jobs: int | None = None) -> int:
 
 
 # %% ../nbs/32_cli.ipynb #c2abb56d
+def claim_code(c) -> str | None:
+    "A hash of the source of the module that defines claim `c`: its checks and thresholds (None without a file: a notebook's)."
+    f = getattr(sys.modules.get(c.module), '__file__', None)
+    return hashlib.sha1(Path(f).read_bytes()).hexdigest()[:12] if f else None
+
 def run_claim(c, scale: str, seeds: int | None, device, steps: int | None = None) -> dict:
     "Run claim `c`; its `ClaimResult` as a dict (figures under `figures`) with a `meta` entry, or the error."
     t0 = time.perf_counter()
@@ -86,17 +92,21 @@ def run_claim(c, scale: str, seeds: int | None, device, steps: int | None = None
         res, status = dict(r.to_json(), figures=r.plots), 'ok'
     except Exception as e:
         res, status = dict(error=f'{type(e).__name__}: {e}', traceback=traceback.format_exc()), 'failed'
-    res['meta'] = dict(claim=c.name, figures=c.figures, statement=c.statement, status=status, scale=scale,
+    res['meta'] = dict(claim=c.name, figures=c.figures, statement=c.statement, status=status, source=source_hash(),
+                       claim_code=claim_code(c), torch=torch.__version__, scale=scale,
                        seeds=seeds, steps=steps, device=str(device), threads=torch.get_num_threads(),
                        duration_s=time.perf_counter() - t0,
                        finished=datetime.now(timezone.utc).isoformat(timespec='seconds'))
     return res
 
 def cached(out, name: str, scale: str, seeds: int | None, steps: int | None = None, threads: int | None = None) -> dict | None:
-    "The saved result of `name` in `out` if it succeeded at the same scale, seeds, steps and CPU threads, else None."
+    """The saved result of `name` in `out` if it succeeded with this code (the run store's source hash, the claim's
+    module) and torch version, at the same scale, seeds, steps and CPU threads; else None."""
     r = load_result(out, name)
     m = (r or {}).get('meta', {})
-    same = m.get('scale') == scale and m.get('seeds') == seeds and m.get('steps') == steps
+    same = m.get('source') == source_hash() and m.get('torch') == torch.__version__ and name in CLAIMS
+    same = same and m.get('claim_code') == claim_code(CLAIMS[name])
+    same = same and m.get('scale') == scale and m.get('seeds') == seeds and m.get('steps') == steps
     same = same and m.get('threads') == default_threads(scale, threads)
     return r if m.get('status') == 'ok' and same else None
 
@@ -147,7 +157,7 @@ def _reproduce(names, scale, out, dev, seeds, force, progress, log, steps, threa
     for name in names:
         r = None if force else cached(out, name, scale, seeds, steps, threads)
         if r is None: todo.append(name); continue
-        log(f'{name}: read back from {out/name}.json (same scale, seeds, steps, threads; --force recomputes)')
+        log(f'{name}: read back from {out/name}.json (same code, scale, seeds, steps, threads; --force recomputes)')
         r['meta']['resumed'] = True; results[name] = r
     groups = {}                                          # claims of one module share their runs: keep them together
     for name in todo: groups.setdefault(CLAIMS[name].module, []).append(name)
@@ -171,14 +181,15 @@ def _reproduce(names, scale, out, dev, seeds, force, progress, log, steps, threa
             for f in as_completed([ex.submit(work, g, scale, seeds, dev, steps, out, threads, True) for g in groups]):
                 finished(f.result())
     bar.close()
-    results = dict(config=dict(scale=scale, scale_settings=asdict(get_scale(scale)), seeds=seeds, steps=steps, threads=threads,
+    results = dict(config=dict(source=source_hash(), scale=scale, scale_settings=asdict(get_scale(scale)), seeds=seeds, steps=steps, threads=threads,
                                jobs=jobs, only=names, force=force, out=str(out.resolve())),
                    environment=environment(dev), duration_s=time.perf_counter() - t0,
                    finished=datetime.now(timezone.utc).isoformat(timespec='seconds'),
                    broken_modules=broken, claims={n: results[n] for n in names})
     (out/'results.json').write_text(json.dumps(results, indent=1))
     report(out)                                          # report.md and readme_table.md, from the file just written
-    log(f"wrote {out/'report.md'} and {out/'results.json'} ({results['duration_s']:.0f} s)")
+    log(f"wrote {out/'report.md'} and {out/'results.json'} ({results['duration_s']:.0f} s)" +
+        (f"; a smoke run of {steps} steps per network: its checks are no verdicts" if steps else ''))
     return results
 
 # %% ../nbs/32_cli.ipynb #471899c5
@@ -187,7 +198,12 @@ def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='bn-course', description='Reproduce "How Does Batch Normalization Help Optimization?"')
     sub = p.add_subparsers(dest='cmd', metavar='{list,reproduce,bench,runs,report}')
     sub.add_parser('list', help='the claims: name, paper figure, statement').set_defaults(parser=p)
-    sub.add_parser('runs', help='the run store: every network trained, its cost, how often it was read').set_defaults(parser=p)
+    u = sub.add_parser('runs', help='the run store: every entry, its size and age, its cost, how often it was read')
+    u.set_defaults(parser=u)
+    g = u.add_mutually_exclusive_group()
+    g.add_argument('--prune', action='store_true', help='remove entries this code can never read (other code or torch, '
+                   'damaged), lock files no process holds and left-over temporary files')
+    g.add_argument('--clear', action='store_true', help='empty the run store')
     r = sub.add_parser('reproduce', help='run the claims; write figures, results.json and report.md')
     r.add_argument('--only', nargs='+', metavar='NAME', help='run only these claims (see `bn-course list`)')
     r.add_argument('--out', default='bn_course_out', metavar='DIR', help='output directory (default: %(default)s)')
@@ -223,7 +239,13 @@ def main(argv=None) -> int:
         print('\n'.join(claim_lines(claims)))
         return 0
     if a.cmd == 'runs':
-        print_runs()
+        try:
+            if a.prune or a.clear:
+                f = (prune_store if a.prune else clear_store)()
+                print(f"{'pruned' if a.prune else 'cleared'} the run store {runs_dir()}: removed {f['files']} file(s), "
+                      f"freed {f['bytes']/1e6:.1f} MB, removed {f['locks']} free lock file(s)")
+            else: print_runs()
+        except ValueError as e: a.parser.error(str(e))
         return 0
     if a.cmd == 'report':
         try: res = report(a.out, a.readme)
@@ -235,7 +257,7 @@ def main(argv=None) -> int:
         import matplotlib; matplotlib.use('Agg')         # figures are saved, never shown
     try:
         if a.cmd == 'bench':
-            check_device(a.device)
+            check_device(a.device); runs_dir()
             check_counts(repeats=a.repeats, threads=a.threads)
         else: check_args(a.only, a.scale, a.out, a.device, a.seeds, a.steps, a.threads, a.jobs)
     except ValueError as e: a.parser.error(str(e))   # prints usage and the message, exits with 2

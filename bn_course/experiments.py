@@ -22,17 +22,18 @@ from .probes import ActivationSampler, ics, landscape
 from .measures import final_acc, final_test_acc, steps_to, worst
 
 # %% auto #0
-__all__ = ['SCALES', 'MEASUREMENTS', 'ARCHS', 'PAPER_LR', 'OPS', 'REGIME', 'LEARNS_BAR', 'PILOT', 'CLAIMS', 'CLAIM_PACKAGE',
-           'dln_loss', 'Scale', 'get_scale', 'run_vgg', 'run_dln', 'cifar10_stand_in', 'runs_dir', 'source_hash',
-           'default_threads', 'torch_threads', 'Run', 'run_key', 'get_run', 'stored_run', 'store_log', 'get_model',
+__all__ = ['SCALES', 'MEASUREMENTS', 'ARCHS', 'PAPER_LR', 'OPS', 'REGIME', 'LEARNS_BAR', 'DLN_READINGS', 'PILOT', 'CLAIMS',
+           'CLAIM_PACKAGE', 'dln_loss', 'Scale', 'get_scale', 'run_vgg', 'run_dln', 'cifar10_stand_in', 'runs_dir',
+           'source_hash', 'default_threads', 'torch_threads', 'Run', 'run_key', 'store_log', 'BadEntry', 'entry_header',
+           'read_entry', 'get_run', 'stored_run', 'get_model', 'store_entries', 'prune_store', 'clear_store',
            'grid_runs', 'Check', 'skip_checks', 'verdict', 'curve_rows', 'select', 'ClaimResult', 'learns_check',
-           'num_text', 'seeds_text', 'prose', 'verdict_words', 'pilot_checks', 'pilot', 'Claim', 'claim_modules',
-           'claim', 'all_claims', 'load_claims', 'get_claim', 'jsonable', 'save_result', 'load_result']
+           'num_text', 'seeds_text', 'prose', 'verdict_words', 'dln_edge', 'pilot_checks', 'pilot', 'Claim',
+           'claim_modules', 'claim', 'all_claims', 'load_claims', 'get_claim', 'jsonable', 'save_result', 'load_result']
 
 # %% ../nbs/05_experiments.ipynb #fb07da8c
 def dln_loss(out, y):
-    "The DLN loss: squared error summed over samples and averaged over output coordinates (see above)."
-    return F.mse_loss(out, y, reduction='sum') / out.shape[-1]
+    "The DLN loss: squared error summed over samples and output coordinates, $L_\text{sum}$ (see below)."
+    return F.mse_loss(out, y, reduction='sum')
 
 # %% ../nbs/05_experiments.ipynb #b2afbbad
 @dataclass(frozen=True)
@@ -80,25 +81,25 @@ def get_scale(scale: str | Scale = 'cpu', **overrides) -> Scale:
 
 # %% ../nbs/05_experiments.ipynb #e2b9b3e6
 def run_vgg(scale: str | Scale, norm: str, lr: float, seed: int = 0, steps: int | None = None,
-            callbacks=(), device=None, progress=None):
+            callbacks=(), device=None, progress=None, desc=None):
     "Train the scale's VGG with `norm` at `lr`; returns `(model, history)`."
     s = get_scale(scale)
     data = s.vgg_data()
     set_seed(seed)
     model = s.make_vgg(norm)
     h = train(model, data, lr, steps or s.steps, bs=s.bs, callbacks=callbacks, seed=seed, device=device,
-              eval_every=s.eval_every, progress=progress)
+              eval_every=s.eval_every, progress=progress, desc=desc)
     return model, h
 
 def run_dln(scale: str | Scale, norm: str, lr: float, seed: int = 0, steps: int | None = None,
-            callbacks=(), device=None, progress=None):
+            callbacks=(), device=None, progress=None, desc=None):
     "Train the scale's deep linear network with `norm` at `lr`, full batch, `dln_loss`."
     s = get_scale(scale)
     data = s.dln_data(seed)
     set_seed(seed)
     model = s.make_dln(norm)
     h = train(model, data, lr, steps or s.dln_steps, bs=len(data.x), loss_fn=dln_loss, callbacks=callbacks,
-              seed=seed, device=device, eval_every=max(1, (steps or s.dln_steps)//10), progress=progress)
+              seed=seed, device=device, eval_every=max(1, (steps or s.dln_steps)//10), progress=progress, desc=desc)
     return model, h
 
 # %% ../nbs/05_experiments.ipynb #ada3a688
@@ -130,9 +131,14 @@ MEASUREMENTS = {   # what every run records; counts are per run, whatever its le
 ARCHS = tuple(MEASUREMENTS)
 
 def runs_dir() -> Path:
-    "Where runs are stored: `$BN_COURSE_RUNS`, else `runs/` in the data folder."
+    """Where runs are stored: `$BN_COURSE_RUNS`, else `runs/` in the data folder; created if missing. A path that is a
+    file, or a folder that cannot be created, is a `ValueError` saying so."""
     d = Path(os.environ.get('BN_COURSE_RUNS') or data_dir()/'runs')
-    d.mkdir(parents=True, exist_ok=True)
+    if d.is_dir(): return d
+    if d.exists(): raise ValueError(f"the run store {d} is a file, not a folder: point BN_COURSE_RUNS at a folder (created if missing)")
+    try: d.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"cannot create the run store {d}: {e.strerror or e}; point BN_COURSE_RUNS at a folder you can write") from None
     return d
 
 _RUN_MODULES = ('data', 'norms', 'models', 'train', 'probes')
@@ -197,10 +203,16 @@ class Run:
 
 def _spec(arch, norm, lr, seed, scale, steps, device) -> tuple[dict, Scale]:
     if arch not in ARCHS: raise ValueError(f"unknown architecture {arch!r}; choose one of {list(ARCHS)}")
-    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+    if norm not in NORM_KINDS: raise ValueError(f"unknown norm kind {norm!r}; choose one of {', '.join(map(repr, NORM_KINDS))}")
+    if isinstance(lr, torch.Tensor) and lr.numel() == 1: lr = lr.item()
+    if isinstance(lr, bool) or not (isinstance(lr, numbers.Real) and math.isfinite(lr) and lr > 0):
         raise ValueError(f"lr must be a positive number, got lr={lr!r}")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got seed={seed!r}")
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1):
+        raise ValueError(f"steps must be a positive integer, or None for the scale's budget; got steps={steps!r}")
     s = get_scale(scale)
-    steps = int(steps or (s.steps if arch == 'vgg' else s.dln_steps))
+    steps = int(steps if steps is not None else s.steps if arch == 'vgg' else s.dln_steps)
     return dict(arch=arch, norm=norm, lr=float(lr), seed=int(seed), steps=steps, scale=asdict(s),
                 device=default_device(device).type, threads=default_threads(s.name)), s
 
@@ -234,7 +246,8 @@ def _train_run(spec: dict, s: Scale, device) -> Run:
     t0 = time.perf_counter()
     run = run_vgg if arch == 'vgg' else run_dln
     with torch_threads(spec['threads']):
-        _, h = run(s, spec['norm'], lr, seed=seed, steps=steps, callbacks=[sampler, ics_m, *probes], device=device, progress=False)
+        _, h = run(s, spec['norm'], lr, seed=seed, steps=steps, callbacks=[sampler, ics_m, *probes], device=device,
+                   desc=f"{arch} {spec['norm']} lr={lr:g} seed={seed}")
     cut = h.diverged_at if h.diverged else steps          # losses are checked every few steps: drop records past divergence
     st = np.asarray(sampler.steps, int)[:cut]; keep = st % keep_every == 0
     moments = {k: np.stack([m.double().numpy() for m in sampler._mom[k][:cut]]) if len(st) else np.zeros((0, M['n_units'], 2))
@@ -250,44 +263,125 @@ def _train_run(spec: dict, s: Scale, device) -> Run:
     return Run(spec, '', h, st[keep], moments, samples, ics_d, {m.name: _landscape_arrays(m) for m in probes},
                time.perf_counter() - t0)
 
-# %% ../nbs/05_experiments.ipynb #b6e55494
+# %% ../nbs/05_experiments.ipynb #0705dbc4
+import io, warnings
 _RUNS: dict[str, Run] = {}
+
+def _writable(d: Path) -> bool:
+    "Whether this process may create files in the folder `d` (a store it can only read is served without lock or log)."
+    return os.access(d, os.W_OK | os.X_OK)
 
 @contextmanager
 def _locked(path: Path):
-    "An exclusive lock on `path` (held by this process until the block ends, or the process dies)."
-    with open(path, 'a') as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try: yield
-        finally: fcntl.flock(f, fcntl.LOCK_UN)
+    """An exclusive lock on `path` (held by this process until the block ends, or the process dies), its file removed
+    afterwards. In a folder this process cannot write there is no lock: it can only read, and reading needs none."""
+    if not _writable(path.parent): yield; return
+    while True:
+        f = open(path, 'a'); fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            if os.stat(path).st_ino == os.fstat(f.fileno()).st_ino: break    # still the lock file: not removed while we waited
+        except FileNotFoundError: pass
+        f.close()
+    try: yield
+    finally: path.unlink(missing_ok=True); fcntl.flock(f, fcntl.LOCK_UN); f.close()
+
+def _append_line(p: Path, line: str):
+    "Append `line` to the file `p`, after ending a torn last line (a writer killed mid-append) so that `line` stands alone."
+    with open(p, 'a+b') as f:
+        n = f.seek(0, os.SEEK_END)
+        torn = n > 0 and (f.seek(n - 1), f.read(1))[1] != b'\n'
+        f.write(((b'\n' if torn else b'') + line.encode() + b'\n'))
 
 def _log(event: str, of: Run | None = None, **kw):
-    "Append a record to the store's log: `event` ('train' or 'load') of the run `of`, or of what `kw` names."
+    """Append a record to the store's log: `event` ('train' or 'load') of the run `of`, or of what `kw` names. Nothing
+    in a store this process cannot write, or on a full disk: the log is a record, never a reason to fail a read."""
     line = dict(time=time.strftime('%Y-%m-%dT%H:%M:%S'), pid=os.getpid(), event=event, **kw)
     if of is not None: line.update(key=of.key, run=of.label, seconds=round(of.seconds, 2), steps=of.steps_trained)
-    with open(runs_dir()/'log.jsonl', 'a') as f: f.write(json.dumps(line) + '\n')
+    d = runs_dir()
+    if not _writable(d): return
+    try: _append_line(d/'log.jsonl', json.dumps(line))
+    except OSError: pass
 
-def _save_atomic(obj, path: Path):
-    "`torch.save(obj)` to `path` atomically: a temporary file in the same folder, then a rename."
+def store_log() -> list[dict]:
+    "The store's log: one record per run trained or loaded. A line that is not a record (torn by a kill) is skipped."
+    p, out = runs_dir()/'log.jsonl', []
+    for l in (p.read_text(errors='replace').splitlines() if p.exists() else []):
+        try: e = json.loads(l)
+        except ValueError: continue
+        if isinstance(e, dict) and 'event' in e: out.append(e)
+    return out
+
+# %% ../nbs/05_experiments.ipynb #389cf5a7
+_MAGIC = b'bn_course store entry '
+
+class BadEntry(ValueError): "A stored file that is not what the store wrote: empty, truncated, altered, garbage, or without a checksum."
+
+def _umask() -> int:
+    m = os.umask(0); os.umask(m); return m
+
+def _save_atomic(obj, path: Path, **meta):
+    """`torch.save(obj)` to `path` atomically (a temporary file in the same folder, then a rename), after a header line:
+    the payload's sha256 and size, the source hash and torch version that made it, and `meta`. Readable by all (umask)."""
+    buf = io.BytesIO(); torch.save(obj, buf); payload = buf.getvalue()
+    head = dict(sha256=hashlib.sha256(payload).hexdigest(), bytes=len(payload), source=source_hash(), torch=torch.__version__, **meta)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix='.tmp')
     try:
-        with os.fdopen(fd, 'wb') as f: torch.save(obj, f)
+        os.fchmod(fd, 0o666 & ~_umask())
+        with os.fdopen(fd, 'wb') as f: f.write(_MAGIC + json.dumps(head).encode() + b'\n' + payload)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True); raise
 
-def _save_run(run: Run, path: Path): _save_atomic(dict(asdict(run), history=asdict(run.history)), path)
+def _header(line: bytes) -> dict:
+    if not line.startswith(_MAGIC): raise BadEntry('it is not a bn_course store entry (empty, garbage, or written before entries had checksums)')
+    try: h = json.loads(line[len(_MAGIC):])
+    except ValueError: h = None
+    if not isinstance(h, dict) or 'sha256' not in h: raise BadEntry('its header is damaged')
+    return h
 
-def _load_run(path: Path) -> Run:
-    d = torch.load(path, weights_only=False)
-    return Run(**{**d, 'history': History(**d['history'])})
+def entry_header(path: Path) -> dict:
+    "The header of the store entry `path` (checksum, size, source hash, torch version, what it holds), read without the rest."
+    with open(path, 'rb') as f: return _header(f.readline(1 << 16))
+
+def read_entry(path: Path):
+    "The object stored in the entry `path`, once its content matches its checksum; else `BadEntry` saying what is wrong."
+    line, _, payload = path.read_bytes().partition(b'\n')
+    h = _header(line)
+    if hashlib.sha256(payload).hexdigest() != h['sha256']:
+        raise BadEntry(f"its content does not match its checksum ({len(payload)} bytes, {h.get('bytes')} written)")
+    try: return torch.load(io.BytesIO(payload), weights_only=False)
+    except Exception as e: raise BadEntry(f'torch cannot read it: {e}') from None
+
+# %% ../nbs/05_experiments.ipynb #f8e95019
+def _set_aside(path: Path, why: str):
+    "Move the bad entry `path` into the store's `corrupt/` folder (if the store is writable) and warn, naming it and why."
+    dest = None
+    if _writable(path.parent):
+        (path.parent/'corrupt').mkdir(exist_ok=True)
+        dest = path.parent/'corrupt'/f"{path.name}.{time.strftime('%Y%m%dT%H%M%S')}.{os.getpid()}"
+        try: os.replace(path, dest)
+        except FileNotFoundError: return            # another process set it aside first
+    warnings.warn(f"bad run store entry {path}: {why}; not served: " +
+                  (f"moved to {dest}, trained again" if dest else "the store is read-only, so it is trained again and not kept"),
+                  stacklevel=4)
+
+def _load_entry(path: Path):
+    "The object in the store entry `path`; None if there is none, or if it is bad (then set aside, with a warning)."
+    if not path.exists(): return None
+    try: return read_entry(path)
+    except BadEntry as e: _set_aside(path, str(e)); return None
+
+def _save_run(run: Run, path: Path): _save_atomic(dict(asdict(run), history=asdict(run.history)), path, kind='run', run=run.label)
+
+def _load_run(path: Path) -> Run | None:
+    d = _load_entry(path)
+    return None if d is None else Run(**{**d, 'history': History(**d['history'])})
 
 def _stored(key: str) -> Run | None:
     "The run `key` from memory, else from the store on disk (logged as a load), else None."
     if key in _RUNS: return _RUNS[key]
-    path = runs_dir()/f'{key}.pt'
-    if not path.exists(): return None
-    run = _RUNS[key] = _load_run(path); _log('load', run)
+    run = _load_run(runs_dir()/f'{key}.pt')
+    if run is not None: _RUNS[key] = run; _log('load', run)
     return run
 
 def get_run(arch: str, norm: str, lr: float, seed: int = 0, scale: str | Scale = 'cpu', steps: int | None = None,
@@ -300,8 +394,8 @@ def get_run(arch: str, norm: str, lr: float, seed: int = 0, scale: str | Scale =
     with _locked(runs_dir()/f'{key}.lock'):     # a second process asking for this run waits here, then loads it
         run = _stored(key)
         if run is None:
-            run = _train_run(spec, s, device); run.key = key
-            _save_run(run, runs_dir()/f'{key}.pt'); _log('train', run); _RUNS[key] = run
+            run = _train_run(spec, s, device); run.key = key; _RUNS[key] = run
+            if _writable(runs_dir()): _save_run(run, runs_dir()/f'{key}.pt'); _log('train', run)
     return run
 
 def stored_run(arch: str, norm: str, lr: float, seed: int = 0, scale: str | Scale = 'cpu', steps: int | None = None,
@@ -309,11 +403,6 @@ def stored_run(arch: str, norm: str, lr: float, seed: int = 0, scale: str | Scal
     """The run `get_run` would return if it is already in memory or in the store, without ever training it: None if it
     is not there."""
     return _stored(run_key(_spec(arch, norm, lr, seed, scale, steps, device)[0]))
-
-def store_log() -> list[dict]:
-    "The store's log: one record per run trained or loaded."
-    p = runs_dir()/'log.jsonl'
-    return [json.loads(l) for l in p.read_text().splitlines() if l.strip()] if p.exists() else []
 
 # %% ../nbs/05_experiments.ipynb #6b6ec301
 def get_model(arch: str, norm: str, lr: float, seed: int = 0, scale: str | Scale = 'cpu', steps: int | None = None,
@@ -324,8 +413,8 @@ def get_model(arch: str, norm: str, lr: float, seed: int = 0, scale: str | Scale
     key = run_key(spec); path = runs_dir()/f'{key}.model.pt'
     label = f"{arch} {norm} lr={lr:g} seed={seed} steps={spec['steps']} (weights)"
     with _locked(runs_dir()/f'{key}.lock'):
-        if path.exists():
-            d = torch.load(path, weights_only=False)
+        d = _load_entry(path)
+        if d is not None:
             model = s.make_vgg(norm) if arch == 'vgg' else s.make_dln(norm)
             model.load_state_dict(d['weights']); h = History(**d['history'])
             _log('load', key=f'{key}.model', run=label, seconds=d['seconds'])
@@ -334,10 +423,62 @@ def get_model(arch: str, norm: str, lr: float, seed: int = 0, scale: str | Scale
             with torch_threads(spec['threads']):
                 model, h = (run_vgg if arch == 'vgg' else run_dln)(s, norm, lr, seed=seed, steps=spec['steps'], device=device, progress=False)
             model = model.cpu(); dt = time.perf_counter() - t0
-            _save_atomic(dict(weights=model.state_dict(), history=asdict(h), seconds=dt), path)
-            _log('train', key=f'{key}.model', run=label, seconds=round(dt, 2), steps=len(h.loss))
+            if _writable(runs_dir()):
+                _save_atomic(dict(weights=model.state_dict(), history=asdict(h), seconds=dt), path, kind='model', run=label)
+                _log('train', key=f'{key}.model', run=label, seconds=round(dt, 2), steps=len(h.loss))
     return model, h
 
+# %% ../nbs/05_experiments.ipynb #9131abf4
+def store_entries() -> list[dict]:
+    """Every entry in the store: `path`, `key`, `kind` ('run' or 'model'), `run` (what it holds), `bytes`, `age_s`, and
+    `stale`: why no key of this code can read it (made by other code or another torch version, or bad), '' if none."""
+    out, now = [], time.time()
+    for p in sorted(runs_dir().glob('*.pt')):
+        try: st, h, why = p.stat(), entry_header(p), ''
+        except FileNotFoundError: continue
+        except BadEntry as e: st, h, why = p.stat(), {}, f'bad: {e}'
+        if not why and h.get('source') != source_hash(): why = f"made by other code (source {h.get('source')})"
+        if not why and h.get('torch') != torch.__version__: why = f"made by torch {h.get('torch')}"
+        out.append(dict(path=p, key=p.name.removesuffix('.pt'), kind=h.get('kind', '?'), run=h.get('run', '?'),
+                        bytes=st.st_size, age_s=now - st.st_mtime, stale=why))
+    return out
+
+def _remove(paths) -> dict:
+    "Remove `paths`: how many files and bytes that freed."
+    n = b = 0
+    for p in paths:
+        try: size = p.stat().st_size; p.unlink(); n += 1; b += size
+        except FileNotFoundError: pass
+    return dict(files=n, bytes=b)
+
+def _free_locks(d: Path) -> int:
+    "Remove the lock files in `d` that no process holds; how many."
+    n = 0
+    for p in d.glob('*.lock'):
+        with open(p, 'a') as f:
+            try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError: continue                # a process is training that run
+            p.unlink(missing_ok=True); n += 1
+    return n
+
+def _writable_store() -> Path:
+    d = runs_dir()
+    if not _writable(d): raise ValueError(f"the run store {d} is read-only here: nothing can be removed from it")
+    return d
+
+def prune_store() -> dict:
+    """Remove the stale entries (other code, other torch, bad), the set-aside ones in `corrupt/`, lock files no process
+    holds and temporary files older than an hour: `files` and `bytes` freed, `locks` removed."""
+    d = _writable_store()
+    old = [p for p in d.glob('*.tmp') if time.time() - p.stat().st_mtime > 3600]
+    res = _remove([e['path'] for e in store_entries() if e['stale']] + list(d.glob('corrupt/*')) + old)
+    return res | dict(locks=_free_locks(d))
+
+def clear_store() -> dict:
+    "Empty the store: every entry, the set-aside ones, the log and the free lock files: `files` and `bytes` freed."
+    d = _writable_store(); _RUNS.clear()
+    res = _remove([p for p in d.glob('*') if p.is_file() and p.suffix != '.lock'] + list(d.glob('corrupt/*')))
+    return res | dict(locks=_free_locks(d))
 
 # %% ../nbs/05_experiments.ipynb #59497003
 PAPER_LR = dict(vgg=0.1, dln=1e-6)     # the paper's learning rate for each architecture's landscape and lp figures
@@ -397,14 +538,15 @@ def skip_checks(checks: list[Check], reasons: dict[str, str]) -> list[Check]:
 REGIME = 'learns-'     # checks whose id starts so are preconditions: the networks compared must learn
 
 def verdict(checks: list[Check]) -> str:
-    """'reproduced' when every counted check of the claim passed, 'partly (k/n)', or 'not at this scale (0/n)', counting the
-    claim's own checks; skipped checks do not count. The regime checks (`learns-*`) are not counted but named when they
-    fail, since a comparison with a network that does not learn says little."""
+    """One word for the claim's own checks (skipped and regime checks `learns-*` not counted): 'reproduced' when all
+    passed, 'partly (k/n)' when some did; when none did, 'contradicts the paper (0/n)' if every network compared
+    learns, else 'not at this scale (0/n)': a comparison with a network that does not learn says little either way.
+    Regime checks that fail are named."""
     n = [c for c in checks if not c.skip and not c.id.startswith(REGIME)]
     k = sum(c.passed for c in n)
-    v = ('no verdict' if not n else 'reproduced' if k == len(n) else f'partly ({k}/{len(n)})' if k
-         else f'not at this scale (0/{len(n)})')
     bad = [c.id for c in checks if c.id.startswith(REGIME) and not c.skip and not c.passed]
+    v = ('no verdict' if not n else 'reproduced' if k == len(n) else f'partly ({k}/{len(n)})' if k
+         else f'not at this scale (0/{len(n)})' if bad else f'contradicts the paper (0/{len(n)})')
     return v + (f"; not learning: {', '.join(b[len(REGIME):] for b in bad)}" if bad else '')
 
 # %% ../nbs/05_experiments.ipynb #447bc7d3
@@ -442,6 +584,7 @@ class ClaimResult:
     runs: list = field(default_factory=list)        # the store runs it read (labels)
     plots: list = field(default_factory=list, repr=False, compare=False)   # matplotlib figures: PNG files, not JSON
     table: list = field(default_factory=list, repr=False)                 # long table of the runs' curves
+    why: str = ''                   # where the verdict departs from the paper: one line from the claim's ablation
 
     def __post_init__(self):
         runs = [r for r in self.runs if not isinstance(r, str)]
@@ -463,6 +606,7 @@ class ClaimResult:
         print(f"{self.claim} at the {self.scale} scale, seeds {list(self.seeds)}: {self.verdict}")
         for c in self.checks: print('  ', c)
         print('  ', self.summary)
+        if self.why: print('   why:', self.why)
 
     def to_json(self) -> dict:
         "A JSON-able dict of everything but the figures."
@@ -510,9 +654,27 @@ def prose(text: str):
     return Markdown(text)
 
 def verdict_words(v: str) -> str:
-    "A claim's verdict (`ClaimResult.verdict`) as a sentence says it: 'reproduces', 'reproduces in part' or 'does not reproduce'."
-    return 'reproduces' if v.startswith('reproduced') else 'does not reproduce' if v.startswith('not at this scale') else 'reproduces in part'
+    "A claim's verdict (`ClaimResult.verdict`) as a sentence says it: 'reproduces', 'reproduces in part', 'contradicts the paper' or 'does not reproduce at this scale'."
+    return ('reproduces' if v.startswith('reproduced') else 'contradicts the paper' if v.startswith('contradicts')
+            else 'does not reproduce at this scale' if v.startswith('not at this scale') else 'reproduces in part')
 
+# %% ../nbs/05_experiments.ipynb #154ea09e
+DLN_READINGS = {'summed': 1, 'per-coordinate mean': 10, 'mean': 10_000}   # L_sum / reading
+
+def dln_edge(norm: str, divisor: float = 1, seed: int = 0, steps: int = 300, lr: float = 1e-6, scale='cpu') -> dict:
+    "Starting loss, loss ratio after `steps` at `lr`, and the first lr of a 1-2-5 grid where the DLN diverges, under `dln_loss`/`divisor`."
+    s = get_scale(scale); d = s.dln_data(seed)
+    loss_fn = lambda out, y: dln_loss(out, y) / divisor
+    def fit(lr):
+        set_seed(seed)
+        return train(s.make_dln(norm), d, lr, steps, bs=len(d.x), loss_fn=loss_fn, seed=seed, progress=False)
+    h = fit(lr); first, ratio = h.loss[0], (math.inf if h.diverged else h.loss[-1] / h.loss[0])
+    top, diverged = lr, h.diverged
+    while not diverged and top < 1e3: top *= 10; diverged = fit(top).diverged      # decades up to the first divergence
+    edge = top if diverged else math.inf
+    if diverged and top > lr:                                                     # then 2x and 5x the decade below
+        edge = next((top/10*m for m in (2, 5) if fit(top/10*m).diverged), top)
+    return dict(norm=norm, divisor=divisor, seed=seed, first_loss=first, ratio=ratio, edge=edge)
 
 # %% ../nbs/05_experiments.ipynb #4570a195
 PILOT = dict(lr=0.1, inits=('glorot', 'kaiming'), min_test=LEARNS_BAR['vgg'], min_ratio=0.8, level=0.5, max_speed_ratio=0.5)

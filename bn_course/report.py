@@ -7,16 +7,19 @@ from __future__ import annotations
 import json, re
 from pathlib import Path
 
-from .experiments import ClaimResult, Check
+from .experiments import ClaimResult, Check, load_claims, source_hash
 
 # %% auto #0
-__all__ = ['verdict_of', 'trained_line', 'report_md', 'readme_table', 'markers', 'update_block', 'update_readme', 'report']
+__all__ = ['verdict_of', 'trained_line', 'report_md', 'readme_table', 'markers', 'update_block', 'update_readme',
+           'readme_problems', 'report']
 
 # %% ../nbs/30_report.ipynb #55dbdac6
 def verdict_of(res: dict) -> str:
-    "'reproduced', 'partly (k/n)', 'not at this scale (0/n)', 'failed' or 'no verdict'."
-    if res['meta']['status'] != 'ok': return 'failed'
-    return ClaimResult.from_json(res).verdict if res.get('checks') else 'no verdict'
+    """'reproduced', 'partly (k/n)', 'not at this scale (0/n)', 'failed' or 'no verdict'; for a smoke run (`steps`
+    given) prefixed 'smoke run, N steps:', since its checks say nothing of the claim."""
+    m = res['meta']
+    v = 'failed' if m['status'] != 'ok' else ClaimResult.from_json(res).verdict if res.get('checks') else 'no verdict'
+    return f"smoke run, {m['steps']} steps: {v}" if m.get('steps') else v
 
 def _check_line(c: dict) -> str:
     c = Check(**{**c, 'value': float(c['value']), 'threshold': float(c['threshold'])})
@@ -43,7 +46,9 @@ def report_md(results: dict) -> str:
     "The Markdown report of a `reproduce` run."
     cfg, env = results['config'], results['environment']
     out = [f"# bn_course: reproduction of Santurkar et al. 2018\n",
-           f"Scale `{cfg['scale']}`, seeds {cfg['seeds'] or 'as each claim chooses'}, device `{env['device']}`"
+           f"Scale `{cfg['scale']}`, seeds {cfg['seeds'] or 'as each claim chooses'}, " + (f"**smoke run: {cfg['steps']} steps per "
+           f"network** (verdicts need the default lengths)" if cfg.get('steps') else "steps as each claim chooses") +
+           f"; code `{cfg.get('source', 'not recorded')}` (the run store's source hash); device `{env['device']}`"
            f" ({env.get('gpu') or str(env['torch_threads']) + ' torch threads'}); torch {env['torch']}, bn_course {env['bn_course']},"
            f" python {env['python']}. Total {results['duration_s']:.0f} s.\n",
            '| claim | paper | verdict | our numbers | time |', '|---|---|---|---|---|']
@@ -98,12 +103,29 @@ def update_readme(table: str, readme='README.md') -> bool:
     "Put README's verdict `table` between its `verdicts` markers; whether the file changed."
     return update_block(table, readme, 'verdicts')
 
-def report(out='bn_course_out', readme=None) -> dict:
-    "Rebuild `report.md` and `readme_table.md` in `out` from its `results.json`; with `readme`, put the table in that file too."
+def readme_problems(results: dict, claims, source: str) -> list[str]:
+    """Why `results` cannot be README's table (none: it can). README states the course: every claim of `claims`, at
+    the default steps and seeds, by the code whose source hash is `source`."""
+    cfg, ps = results['config'], []
+    if cfg.get('steps') is not None: ps.append(f"it is a smoke run (--steps {cfg['steps']})")
+    if cfg.get('seeds') is not None: ps.append(f"it ran --seeds {cfg['seeds']}, not each claim's seeds")
+    missing = [n for n in claims if n not in results['claims']]
+    if missing: ps.append(f"it lacks {len(missing)} claim(s): {', '.join(missing)}")
+    if results.get('broken_modules'): ps.append(f"claim modules failed to import: {', '.join(results['broken_modules'])}")
+    if cfg.get('source') != source: ps.append(f"other code made it (source {cfg.get('source', 'not recorded')}, this code {source})")
+    return ps
+
+def report(out='bn_course_out', readme=None, claims=None) -> dict:
+    """Rebuild `report.md` and `readme_table.md` in `out` from its `results.json`; with `readme`, put the table in that
+    file too, if `readme_problems` finds none against `claims` (default: every registered claim): a `ValueError` if it does."""
     p = Path(out)/'results.json'
     if not p.exists(): raise ValueError(f"no {p}: run `bn-course reproduce --out {out}` first")
     results = json.loads(p.read_text())
     (Path(out)/'report.md').write_text(report_md(results))
     table = readme_table(results); (Path(out)/'readme_table.md').write_text(table)
-    if readme is not None: update_readme(table, readme)
+    if readme is None: return results
+    ps = readme_problems(results, list(load_claims()[0]) if claims is None else claims, source_hash())
+    if ps: raise ValueError(f"{readme} left as it was: {p} cannot be its verdict table: {'; '.join(ps)}. README needs a "
+                            f"complete run of every claim at the default steps and seeds: `bn-course reproduce --out {out}`")
+    update_readme(table, readme)
     return results
