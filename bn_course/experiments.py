@@ -277,7 +277,9 @@ def _locked(path: Path):
     afterwards. In a folder this process cannot write there is no lock: it can only read, and reading needs none."""
     if not _writable(path.parent): yield; return
     while True:
-        f = open(path, 'a'); fcntl.flock(f, fcntl.LOCK_EX)
+        try: f = open(path, 'a')
+        except PermissionError: f = open(path)         # another user's lock file: a read handle locks too
+        fcntl.flock(f, fcntl.LOCK_EX)
         try:
             if os.stat(path).st_ino == os.fstat(f.fileno()).st_ino: break    # still the lock file: not removed while we waited
         except FileNotFoundError: pass
