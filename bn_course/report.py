@@ -62,6 +62,7 @@ def report_md(results: dict) -> str:
         out += [f"\n## {n}\n", f"**{m['figures']}**: {m['statement']}\n", f"Verdict: **{verdict_of(r)}**.\n"]
         out += [_check_line(c) for c in r.get('checks', [])]
         if 'summary' in r: out.append(f"\nOur numbers: {r['summary']}\n")
+        if r.get('why'): out.append(f"Where it departs from the paper, why (the claim's ablation): {r['why']}\n")
         if r.get('table'): out.append(f"How its networks trained (last value per seed): {trained_line(r['table'])}\n")
         paper = (r.get('data') or {}).get('paper')
         if paper: out.append(f"Paper: `{json.dumps(paper)}`\n")
@@ -70,9 +71,11 @@ def report_md(results: dict) -> str:
     return '\n'.join(out) + '\n'
 
 def readme_table(results: dict) -> str:
-    "README's verdict table (claim, verdict, the summary line) from a `reproduce` run's results, so the table cannot drift from a run."
-    rows = ['| claim | verdict | in numbers |', '|---|---|---|']
-    rows += [f"| `{n}` | {verdict_of(r)} | {_cell(r.get('summary', r.get('error', '')))} |" for n, r in results['claims'].items()]
+    """README's verdict table (claim, verdict, the summary line, and where it departs from the paper, why, from the claim's
+    ablation) from a `reproduce` run's results, so the table cannot drift from a run."""
+    rows = ['| claim | verdict | in numbers | where it departs, why |', '|---|---|---|---|']
+    rows += [f"| `{n}` | {verdict_of(r)} | {_cell(r.get('summary', r.get('error', '')))} | {_cell(r.get('why') or '')} |"
+             for n, r in results['claims'].items()]
     return '\n'.join(rows) + '\n'
 
 # %% ../nbs/30_report.ipynb #57309cd2
