@@ -80,9 +80,15 @@ def default_jobs(scale: str, device, jobs: int | None = None) -> int:
 
 # %% ../nbs/32_cli.ipynb #c2abb56d
 def claim_code(c) -> str | None:
-    "A hash of the source of the module that defines claim `c`: its checks and thresholds (None without a file: a notebook's)."
+    """A hash of the code a claim's result depends on beyond its runs: the module that defines claim `c` and every module
+    of the package (checks, thresholds, measures, verdict words live in several); None for a claim defined in a notebook."""
     f = getattr(sys.modules.get(c.module), '__file__', None)
-    return hashlib.sha1(Path(f).read_bytes()).hexdigest()[:12] if f else None
+    if not f: return None
+    pkg = Path(sys.modules['bn_course'].__file__).parent
+    h = hashlib.sha1(Path(f).read_bytes())
+    for p in sorted(pkg.rglob('*.py')):
+        if p.name != '_modidx.py': h.update(p.relative_to(pkg).as_posix().encode()); h.update(p.read_bytes())
+    return h.hexdigest()[:12]
 
 def run_claim(c, scale: str, seeds: int | None, device, steps: int | None = None) -> dict:
     "Run claim `c`; its `ClaimResult` as a dict (figures under `figures`) with a `meta` entry, or the error."

@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_experiments.ipynb #5c7bb89e
 from __future__ import annotations
-import fcntl, functools, hashlib, json, math, numbers, operator, os, tempfile, time
+import fcntl, sys, functools, hashlib, json, math, numbers, operator, os, tempfile, time
 from contextlib import contextmanager
 from dataclasses import dataclass, field, asdict, replace, fields
 from pathlib import Path
@@ -24,11 +24,12 @@ from .measures import final_acc, final_test_acc, steps_to, worst
 # %% auto #0
 __all__ = ['SCALES', 'MEASUREMENTS', 'ARCHS', 'PAPER_LR', 'OPS', 'REGIME', 'LEARNS_BAR', 'DLN_READINGS', 'PILOT', 'CLAIMS',
            'CLAIM_PACKAGE', 'dln_loss', 'Scale', 'get_scale', 'run_vgg', 'run_dln', 'cifar10_stand_in', 'runs_dir',
-           'source_hash', 'default_threads', 'torch_threads', 'Run', 'run_key', 'store_log', 'BadEntry', 'entry_header',
-           'read_entry', 'get_run', 'stored_run', 'get_model', 'store_entries', 'prune_store', 'clear_store',
-           'grid_runs', 'Check', 'skip_checks', 'verdict', 'curve_rows', 'select', 'ClaimResult', 'learns_check',
-           'num_text', 'seeds_text', 'prose', 'verdict_words', 'dln_edge', 'pilot_checks', 'pilot', 'Claim',
-           'claim_modules', 'claim', 'all_claims', 'load_claims', 'get_claim', 'jsonable', 'save_result', 'load_result']
+           'source_hash', 'default_threads', 'torch_threads', 'Run', 'spec_label', 'run_key', 'store_log', 'BadEntry',
+           'entry_header', 'read_entry', 'get_run', 'stored_run', 'get_model', 'store_entries', 'prune_store',
+           'clear_store', 'grid_runs', 'Check', 'skip_checks', 'verdict', 'curve_rows', 'select', 'ClaimResult',
+           'learns_check', 'num_text', 'seeds_text', 'prose', 'verdict_words', 'dln_edge', 'pilot_checks', 'pilot',
+           'Claim', 'claim_modules', 'claim', 'all_claims', 'load_claims', 'get_claim', 'jsonable', 'save_result',
+           'load_result']
 
 # %% ../nbs/05_experiments.ipynb #fb07da8c
 def dln_loss(out, y):
@@ -189,9 +190,7 @@ class Run:
     seconds: float
 
     @property
-    def label(self) -> str:
-        s = self.spec
-        return f"{s['arch']} {s['norm']} lr={s['lr']:g} seed={s['seed']} steps={s['steps']}"
+    def label(self) -> str: return spec_label(self.spec)
 
     @property
     def steps_trained(self) -> int:
@@ -200,6 +199,11 @@ class Run:
         return n if self.history.diverged_at is None else min(n, self.history.diverged_at + 1)
 
     def __repr__(self): return f"Run({self.label}: {self.history!r})"
+
+def spec_label(s: dict) -> str:
+    "A run's settings in a line: architecture, norm (with any noise constants), lr, seed, steps."
+    kw = (s.get('scale') or {}).get('vgg', {}).get('norm_kw') if s['arch'] == 'vgg' else None
+    return f"{s['arch']} {s['norm']}{f' {kw}' if kw else ''} lr={s['lr']:g} seed={s['seed']} steps={s['steps']}"
 
 def _spec(arch, norm, lr, seed, scale, steps, device) -> tuple[dict, Scale]:
     if arch not in ARCHS: raise ValueError(f"unknown architecture {arch!r}; choose one of {list(ARCHS)}")
@@ -396,6 +400,8 @@ def get_run(arch: str, norm: str, lr: float, seed: int = 0, scale: str | Scale =
     with _locked(runs_dir()/f'{key}.lock'):     # a second process asking for this run waits here, then loads it
         run = _stored(key)
         if run is None:
+            if os.environ.get('BN_COURSE_QUIET') and not os.environ.get('IN_TEST'):   # no progress bar: say what trains
+                print(f"training {spec_label(spec)}", file=sys.stderr, flush=True)
             run = _train_run(spec, s, device); run.key = key; _RUNS[key] = run
             if _writable(runs_dir()): _save_run(run, runs_dir()/f'{key}.pt'); _log('train', run)
     return run

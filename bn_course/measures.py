@@ -52,10 +52,12 @@ def drifts(means, stds, values=None) -> dict:
                 spread=float(np.mean(np.abs(np.log(np.maximum(sd, tiny) / max(sd[0], tiny))))))
 
 # %% ../nbs/07_measures.ipynb #a6ef71f5
-def unit_drifts(run, layer: int) -> dict:
-    "`drifts` of each sampled single activation of `layer` in `run` (batch mean and sd at every step), averaged over the activations."
+def unit_drifts(run, layer: int, start: float = 0.) -> dict:
+    """`drifts` of each sampled single activation of `layer` in `run` (batch mean and sd at every step), averaged over the
+    activations; measured from the step `start` (a fraction of training) on, 0 being the first step."""
     if layer not in run.moments: raise ValueError(f"layer #{layer} was not sampled; the sampled layers are {sorted(run.moments)}")
     m = np.asarray(run.moments[layer], float)                      # [steps, units, (mean, variance)]
+    m = m[int(start * len(m)):]
     if not len(m): return dict(mean=math.nan, spread=math.nan)
     ds = [drifts(m[:, j, 0], np.sqrt(np.maximum(m[:, j, 1], 0.))) for j in range(m.shape[1])]
     return {key: float(np.mean([d[key] for d in ds])) for key in ('mean', 'spread')}

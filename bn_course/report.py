@@ -116,6 +116,9 @@ def readme_problems(results: dict, claims, source: str) -> list[str]:
     if missing: ps.append(f"it lacks {len(missing)} claim(s): {', '.join(missing)}")
     if results.get('broken_modules'): ps.append(f"claim modules failed to import: {', '.join(results['broken_modules'])}")
     if cfg.get('source') != source: ps.append(f"other code made it (source {cfg.get('source', 'not recorded')}, this code {source})")
+    failed = [n for n, r in results['claims'].items() if r.get('meta', {}).get('status') != 'ok']
+    if failed: ps.append(f"claim(s) failed: {', '.join(failed)}")
+    if cfg.get('scale') != 'cpu': ps.append(f"it ran at the {cfg.get('scale')!r} scale; README reports the 'cpu' scale")
     return ps
 
 def report(out='bn_course_out', readme=None, claims=None) -> dict:

@@ -5,7 +5,6 @@
 # %% ../../nbs/10_fig1.ipynb #e23c142a
 from __future__ import annotations
 import math
-from types import SimpleNamespace
 import numpy as np
 import matplotlib.pyplot as plt
 
@@ -17,7 +16,7 @@ from ..plots import NORM_STYLE, norm_label, norm_colors, plot_curves, plot_lr_sw
 __all__ = ['PAPER', 'NORMS', 'CHANCE', 'LEVEL', 'MIN_TEST', 'SPEED_LRS', 'SPEED_LEARNS', 'SWEEP_LRS', 'DIST_LR', 'DIST_LAYERS',
            'DRIFT_STARTS', 'study', 'speed_table', 'speed_checks', 'plot_speed', 'speed_result', 'fig1_speed', 'usable',
            'sweep_table', 'lr_sweep', 'range_checks', 'plot_sweep', 'range_result', 'lr_range', 'drift_table',
-           'distribution_checks', 'drift_from', 'late_drifts', 'drift_why', 'plot_distributions', 'distribution_result',
+           'distribution_checks', 'late_drifts', 'drift_why', 'plot_distributions', 'distribution_result',
            'fig1_distributions']
 
 # %% ../../nbs/10_fig1.ipynb #3b9fd917
@@ -188,17 +187,12 @@ def distribution_checks(drift: dict, base: str = 'none', other: str = 'batch') -
             for k in drift[base] for key in ('mean', 'spread')]
 
 # %% ../../nbs/10_fig1.ipynb #affd03e1
-def drift_from(run, layer: int, start: float = 0.) -> dict:
-    "`unit_drifts` of `run`'s sampled activations at `layer`, measured from the step `start` (a fraction of training) on."
-    m = np.asarray(run.moments[layer], float)
-    return unit_drifts(SimpleNamespace(moments={layer: m[int(start * len(m)):]}), layer)
-
 DRIFT_STARTS = (0., 0.1, 0.25)       # reference points of the ablation, fractions of training
 
 def late_drifts(st: dict, lr: float = DIST_LR, layers=DIST_LAYERS, starts=DRIFT_STARTS) -> dict:
     "`{start: {(layer, 'mean'|'spread'): [BN / standard drift per seed]}}`: the check's ratio, measured from later reference steps."
     rs = list(zip(st['runs']['none'][lr], st['runs']['batch'][lr]))
-    return {s0: {(k, key): [ratio(drift_from(b, k, s0)[key], drift_from(a, k, s0)[key]) for a, b in rs]
+    return {s0: {(k, key): [ratio(unit_drifts(b, k, s0)[key], unit_drifts(a, k, s0)[key]) for a, b in rs]
                  for k in layers for key in ('mean', 'spread')} for s0 in starts}
 
 def drift_why(late: dict, bar: float = 0.5) -> str:

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import matplotlib.pyplot as plt
 
-from ..experiments import claim, grid_runs, Check, ClaimResult, MEASUREMENTS
+from ..experiments import claim, grid_runs, Check, ClaimResult, MEASUREMENTS, LEARNS_BAR
 from ..measures import final_test_acc, worst
 from ..plots import NORM_STYLE, norm_label, norm_colors, plot_curves, grid
 
@@ -159,22 +159,23 @@ def dln_checks(st: dict) -> list[Check]:
 SWEEP_LRS = (0.01, 0.03, 0.1, 0.3, 0.5, 1.0)      # Fig 1's learning-rate sweep up to 1: the same stored runs
 
 def ics_by_lr(lrs=SWEEP_LRS, scale='cpu', seeds=None, device=None, steps: int | None = None) -> dict:
-    "A VGG study over `lrs` with `medians` per norm, lr, layer and seed, and which runs diverged."
+    "A VGG study over `lrs` with `medians` per norm, lr, layer and seed, which runs diverged, and whether each network learns (the VGG bar)."
     st = grid_runs('vgg', NORMS, lrs, scale, seeds, device, steps) | dict(layers=tuple(MEASUREMENTS['vgg']['ics_layers']))
-    return st | dict(medians=medians(st), diverged={n: {lr: [r.history.diverged for r in rs] for lr, rs in by.items()}
-                                                    for n, by in st['runs'].items()})
+    by = lambda f: {n: {lr: f(rs) for lr, rs in by_lr.items()} for n, by_lr in st['runs'].items()}
+    return st | dict(medians=medians(st), diverged=by(lambda rs: [r.history.diverged for r in rs]),
+                     learns=by(lambda rs: worst([final_test_acc(r.history) for r in rs]) >= LEARNS_BAR['vgg']))
 
 # %% ../../nbs/12_ics.ipynb #67db59f3
 def plot_ics_by_lr(sw: dict, q: str = 'cos') -> plt.Figure:
-    "Median `q` of each network against the learning rate, one panel per layer, one dot per seed (hollow: the run diverged)."
+    "Median `q` of each network against the learning rate, one panel per layer, one dot per seed (hollow: the network does not learn there)."
     fig, axs = plt.subplots(1, len(sw['layers']), figsize=(4.6*len(sw['layers']), 3.4), sharey=True, squeeze=False)
     for ax, k in zip(axs[0], sw['layers']):
         for n in NORMS:
             c = NORM_STYLE[n]['color']
             v = [sw['medians'][n][lr][k][q] for lr in sw['lrs']]
             ax.plot(sw['lrs'], [np.nanmean(x) for x in v], color=c, label=norm_label(n))
-            for lr, xs, dv in zip(sw['lrs'], v, (sw['diverged'][n][lr] for lr in sw['lrs'])):
-                for x, d in zip(xs, dv): ax.scatter(lr, x, s=18, color=c, facecolors='none' if d else c, zorder=3)
+            for lr, xs in zip(sw['lrs'], v):      # hollow: this network does not learn at this lr (or diverged)
+                ax.scatter([lr]*len(xs), xs, s=18, color=c, facecolors=c if sw['learns'][n][lr] else 'none', zorder=3)
         ax.set(xscale='log', xlabel='learning rate', title=f'layer #{k}')
     axs[0, 0].set_ylabel(r"median $\cos(G, G')$ (1: no ICS)" if q == 'cos' else f'median {q}')
     axs[0, 0].legend(fontsize='small'); fig.tight_layout(); plt.close(fig)
@@ -182,10 +183,10 @@ def plot_ics_by_lr(sw: dict, q: str = 'cos') -> plt.Figure:
 
 # %% ../../nbs/12_ics.ipynb #ef44ee17
 def cos_gaps(sw: dict) -> dict:
-    "Per lr of `ics_by_lr`'s study: per layer, BN's median cosine minus the standard network's, per seed; and the lrs where no run diverged."
+    "Per lr of `ics_by_lr`'s study: per layer, BN's median cosine minus the standard network's, per seed; and the lrs where both networks learn."
     gaps = {lr: {k: [b - s for s, b in zip(sw['medians']['none'][lr][k]['cos'], sw['medians']['batch'][lr][k]['cos'])]
                  for k in sw['layers']} for lr in sw['lrs']}
-    trained = [lr for lr in sw['lrs'] if not any(sw['diverged']['none'][lr] + sw['diverged']['batch'][lr])]
+    trained = [lr for lr in sw['lrs'] if sw['learns']['none'][lr] and sw['learns']['batch'][lr]]      # the paper's regime: both learn
     return dict(gaps=gaps, trained=trained,
                 less=[lr for lr in trained if all(x > 0.1 for v in gaps[lr].values() for x in v)],     # BN clearly less ICS
                 more=[lr for lr in trained if all(x <= 0.1 for v in gaps[lr].values() for x in v)])    # the paper's statement
@@ -193,10 +194,11 @@ def cos_gaps(sw: dict) -> dict:
 def ics_why(sw: dict) -> str:
     "One line: where across the learning-rate sweep BN has less ICS by the cosine, and where similar or more."
     g = cos_gaps(sw)
-    return (f"beyond Fig 3a's two rates: across {len(g['trained'])} rates of Fig 1's sweep where no run diverged, BN has clearly less ICS by "
+    out = [lr for lr in sw['lrs'] if lr not in g['trained']]
+    return (f"beyond Fig 3a's two rates: across the {len(g['trained'])} rates of Fig 1's sweep where both networks learn, BN has clearly less ICS by "
             f"the cosine (median cos > 0.1 above standard, both layers, every seed) at {len(g['less'])} "
             f"({', '.join(f'{x:g}' for x in g['less']) or 'none'}) and similar or more at {len(g['more'])} "
-            f"({', '.join(f'{x:g}' for x in g['more']) or 'none'})")
+            f"({', '.join(f'{x:g}' for x in g['more']) or 'none'}); at lr {', '.join(f'{x:g}' for x in out) or 'none'} a network does not learn (no comparison)")
 
 # %% ../../nbs/12_ics.ipynb #175ff649
 def ics_result(name: str, st: dict) -> ClaimResult:

@@ -11,12 +11,11 @@ from ..experiments import claim, grid_runs, ClaimResult, PAPER_LR, verdict
 from ..measures import final_test_acc
 from ..smoothness import (LANDSCAPE_MEASURES, probe_measures, seed_ratios, relative_change, median_predictive_range,
                                   landscape_checks, landscape_table, show_table, plot_landscape, seed_geomean,
-                                  ratio_seeds, probe_blowup, counted, earlier_reading, reading_why)
+                                  ratio_seeds, probe_blowup, counted, earlier_reading, reading_why, ratio_readings, readings_why)
 from ..plots import NORM_STYLE, norm_label, grid
 
 # %% auto #0
-__all__ = ['study', 'plot_predictiveness', 'plot_directions', 'landscape_result', 'ratio_readings', 'readings_why',
-           'landscape_vgg', 'landscape_dln']
+__all__ = ['study', 'plot_predictiveness', 'plot_directions', 'landscape_result', 'landscape_vgg', 'landscape_dln']
 
 # %% ../../nbs/13_landscape.ipynb #7e089f70
 def study(arch: str, norms=('none', 'batch'), scale='cpu', seeds=None, device=None, steps: int | None = None) -> dict:
@@ -77,22 +76,6 @@ def landscape_result(name: str, st: dict, fig_names=('Fig 4', 'Fig 11')) -> Clai
              plot_predictiveness(st, f'{fig_names[1]}: gradient change against step size, {t}'),
              plot_directions(st, f'gradient vs random directions, {t}')]
     return ClaimResult(name, st['scale'], st['seeds'], checks, summary, data, [r for rs in runs.values() for r in rs], plots)
-
-def ratio_readings(res: ClaimResult, norm: str = 'batch') -> dict:
-    "Worst-seed ratios baseline/`norm` under every reading: the gradient change (early or whole run, mean or geo, raw or per unit step), and random directions."
-    R = res.data['ratios']
-    return dict(early={(m, w, how): min(ratio_seeds(R, m, 'gradient', w, how, norm)) for m in ('grad_change', 'grad_change_per_length')
-                       for w in ('early', 'all') for how in ('mean', 'geo')},
-                random={(m, how): min(ratio_seeds(R, m, 'random', 'all', how, norm)) for m in (*LANDSCAPE_MEASURES,
-                        'loss_range_per_length', 'grad_change_per_length') for how in ('geo', 'mean')})
-
-def readings_why(res: ClaimResult, norm: str = 'batch') -> str:
-    "Why the VGG's 'two orders early' and 'random directions alike' depart, or not: every reading of the ratios, worst seed."
-    rr, base = ratio_readings(res, norm), norm_label('none')
-    early, rand = list(rr['early'].values()), list(rr['random'].values())
-    return (f"over {len(early)} readings of the gradient change (window, mean or geometric, per unit step) {base}/{norm_label(norm)} "
-            f"is {min(early):.3g} to {max(early):.3g} at worst (paper: about 100 early), and along random directions "
-            f"{sum(x > 1 for x in rand)} of {len(rand)} readings have {norm_label(norm)} smoother on every seed")
 
 @claim('landscape-vgg', 'Fig 4, 11',
        'Along the gradient, a VGG with BatchNorm has a smaller loss range, smaller gradient change (by about two '
