@@ -12,7 +12,7 @@ from matplotlib.transforms import blended_transform_factory
 
 # %% auto #0
 __all__ = ['NORM_STYLE', 'norm_label', 'norm_colors', 'smooth', 'plot_seeds', 'plot_curves', 'plot_lr_sweep', 'plot_ridge',
-           'percentiles', 'plot_percentiles', 'grid']
+           'percentiles', 'plot_percentiles', 'grid', 'plot_readings']
 
 # %% ../nbs/06_plots.ipynb #a67e0263
 NORM_STYLE = {
@@ -168,3 +168,18 @@ def grid(n: int, ncols: int = 2, size=(4.5, 3.2), title: str = '', **kw):
     for a in axs[n:]: a.set_visible(False)
     if title: fig.suptitle(title)
     return fig, axs[:n]
+
+# %% ../nbs/06_plots.ipynb #ea032de0
+def plot_readings(readings: dict, bar: float, title: str = '', xlabel: str = 'value (one dot per seed)', log: bool = True,
+                  ax: Axes | None = None) -> plt.Figure:
+    "A dot plot of a check's number under several readings, `{reading: [per-seed values]}`, against the check's `bar`."
+    ax = _ax(ax)
+    names = list(readings)
+    for y, n in enumerate(names):
+        xs = np.asarray(readings[n], float).ravel()
+        ax.scatter(xs, [y]*len(xs), color='k' if y == 0 else '0.55', zorder=3, s=22)
+    ax.axvline(bar, color='0.5', ls='--', label=f'the bar: {bar:g}')
+    ax.set(yticks=range(len(names)), yticklabels=names, xlabel=xlabel, title=title, ylim=(len(names) - 0.5, -0.5))
+    if log: ax.set_xscale('log')
+    ax.legend(fontsize='small', loc='best'); ax.figure.tight_layout(); plt.close(ax.figure)
+    return ax.figure

@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 
 from ..experiments import claim, get_scale, grid_runs, Check, ClaimResult, learns_check, LEARNS_BAR
 from ..measures import final_acc, final_test_acc, steps_to, worst, drifts, unit_drifts, ratio
-from ..plots import NORM_STYLE, norm_label, norm_colors, plot_curves, plot_lr_sweep, plot_ridge, plot_percentiles, grid
+from ..plots import NORM_STYLE, norm_label, norm_colors, plot_curves, plot_lr_sweep, plot_ridge, plot_percentiles, plot_readings, grid
 
 # %% auto #0
 __all__ = ['PAPER', 'NORMS', 'CHANCE', 'LEVEL', 'MIN_TEST', 'SPEED_LRS', 'SPEED_LEARNS', 'SWEEP_LRS', 'DIST_LR', 'DIST_LAYERS',

@@ -12,7 +12,7 @@ from ..measures import final_test_acc
 from ..smoothness import (LANDSCAPE_MEASURES, probe_measures, seed_ratios, relative_change, median_predictive_range,
                                   landscape_checks, landscape_table, show_table, plot_landscape, seed_geomean,
                                   ratio_seeds, probe_blowup, counted, earlier_reading, reading_why, ratio_readings, readings_why)
-from ..plots import NORM_STYLE, norm_label, grid
+from ..plots import NORM_STYLE, norm_label, grid, plot_readings
 
 # %% auto #0
 __all__ = ['study', 'plot_predictiveness', 'plot_directions', 'landscape_result', 'landscape_vgg', 'landscape_dln']

@@ -11,8 +11,8 @@ import matplotlib.pyplot as plt
 from ..experiments import claim, grid_runs, Check, ClaimResult, learns_check, PAPER_LR
 from ..measures import final_acc, final_test_acc, steps_to, worst, unit_drifts, ratio
 from ..smoothness import (landscape_checks, landscape_table, seed_ratios, median_predictive_range, plot_landscape,
-                                  LANDSCAPE_MEASURES, probe_blowup, earlier_reading, reading_why, readings_why)
-from ..plots import NORM_STYLE, norm_label, norm_colors, plot_curves, plot_ridge, grid
+                                  LANDSCAPE_MEASURES, probe_blowup, earlier_reading, reading_why, readings_why, ratio_seeds)
+from ..plots import NORM_STYLE, norm_label, norm_colors, plot_curves, plot_ridge, plot_readings, grid
 
 # %% auto #0
 __all__ = ['PAPER', 'NORMS', 'LP', 'DRIFT_LAYERS', 'DRIFT_STARTS', 'LANDSCAPE_NORMS', 'lp_studies', 'final_loss',

@@ -15,7 +15,7 @@ from ..experiments import claim, grid_runs, get_scale, Check, ClaimResult, learn
 from ..measures import final_acc, final_test_acc, steps_to, worst, drifts, ratio
 from ..probes import moment_changes
 from ..train import accuracy
-from ..plots import NORM_STYLE, norm_label, norm_colors, plot_curves, plot_ridge, grid
+from ..plots import NORM_STYLE, norm_label, norm_colors, plot_curves, plot_ridge, plot_readings, grid
 
 # %% auto #0
 __all__ = ['PAPER', 'LR', 'LAYERS', 'NORMS', 'LEVEL', 'FIG8', 'SCALE_FREE', 'NOISE_SIZES', 'study', 'training_checks',
