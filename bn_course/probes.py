@@ -59,9 +59,12 @@ def _check_batch(model, x):
     if not any(p.requires_grad for p in model.parameters()):
         raise ValueError(f"the model ({type(model).__name__}) has no trainable parameters (none requires grad), so there is no gradient to probe")
 
-def _check_lr(lr):
-    if not (isinstance(lr, numbers.Real) and math.isfinite(lr) and lr > 0):
+def _check_lr(lr) -> float:
+    "`lr` as a float: a positive finite number (NumPy scalars and 0-d tensors too; a bool is not a number)."
+    if isinstance(lr, torch.Tensor) and lr.numel() == 1: lr = lr.item()
+    if isinstance(lr, bool) or not (isinstance(lr, numbers.Real) and math.isfinite(lr) and lr > 0):
         raise ValueError(f"lr must be a positive finite number, got lr={lr!r}")
+    return float(lr)
 
 # %% ../nbs/04_probes.ipynb #be941af9
 def _forward_order(model: nn.Module):
@@ -80,7 +83,7 @@ def ics(model: nn.Module, loss_fn, x: torch.Tensor, y: torch.Tensor, lr: float, 
     `l2` = ||G - G'||, `cos` = cos(G, G'), `l2_rel` = ||G - G'|| / ||G||, `grad_norm` = ||G||. `layers` (numbers
     from 1) restricts the measurement, and its cost, to those layers. Train mode, one noise draw, and the model
     (parameters, buffers, `.grad`, modes) and RNG left as they were."""
-    _check_lr(lr); _check_batch(model, x)
+    lr = _check_lr(lr); _check_batch(model, x)
     ws = weight_layers(model)
     ks = list(range(1, len(ws) + 1)) if layers is None else sorted(set(layers))
     if any(not isinstance(k, numbers.Integral) or not 1 <= k <= len(ws) for k in ks):
@@ -143,7 +146,7 @@ def landscape(model: nn.Module, loss_fn, x: torch.Tensor, y: torch.Tensor, lr: f
     `beta` = max grad_diff / ||eta d|| (inf if a probe diverged), `loss0` = L(w), `grad_norm` = ||g||.
     Train mode, one noise draw, and the model (parameters, buffers, `.grad`, modes) and RNG left as they were.
     `batched=True` evaluates the `n` probes in one `vmap`ped call (n x the activation memory; for GPUs)."""
-    _check_lr(lr); _check_batch(model, x)
+    lr = _check_lr(lr); _check_batch(model, x)
     if not (isinstance(n, numbers.Integral) and n >= 1): raise ValueError(f"n must be an integer >= 1, got n={n!r}")
     if direction not in LANDSCAPE_DIRECTIONS:
         raise ValueError(f"unknown direction {direction!r}; choose one of {', '.join(map(repr, LANDSCAPE_DIRECTIONS))}")
