@@ -195,10 +195,12 @@ def ics_why(sw: dict) -> str:
     "One line: where across the learning-rate sweep BN has less ICS by the cosine, and where similar or more."
     g = cos_gaps(sw)
     out = [lr for lr in sw['lrs'] if lr not in g['trained']]
-    return (f"beyond Fig 3a's two rates: across the {len(g['trained'])} rates of Fig 1's sweep where both networks learn, BN has clearly less ICS by "
-            f"the cosine (median cos > 0.1 above standard, both layers, every seed) at {len(g['less'])} "
-            f"({', '.join(f'{x:g}' for x in g['less']) or 'none'}) and similar or more at {len(g['more'])} "
-            f"({', '.join(f'{x:g}' for x in g['more']) or 'none'}); at lr {', '.join(f'{x:g}' for x in out) or 'none'} a network does not learn (no comparison)")
+    at = lambda lrs: ', '.join(f'{x:g}' for x in lrs)
+    mixed = [lr for lr in g['trained'] if lr not in g['less'] + g['more']]
+    return (f"beyond Fig 3a's two rates: of Fig 1's sweep, both VGGs learn at lr {at(g['trained']) or 'none'}; there BN has clearly less "
+            f"ICS by the cosine (median cos > 0.1 above standard, both layers, every seed) at {at(g['less']) or 'none'}, similar or "
+            f"more (the paper) at {at(g['more']) or 'none'}, and mixed between layers or seeds at {at(mixed) or 'none'}; at lr "
+            f"{at(out) or 'none'} a network does not learn (no comparison)")
 
 # %% ../../nbs/12_ics.ipynb #175ff649
 def ics_result(name: str, st: dict) -> ClaimResult:
