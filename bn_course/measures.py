@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 # %% auto #0
-__all__ = ['final_acc', 'final_test_acc', 'steps_to', 'worst', 'ratio', 'drifts', 'unit_drifts']
+__all__ = ['DRIFT_STARTS', 'final_acc', 'final_test_acc', 'steps_to', 'worst', 'ratio', 'drifts', 'unit_drifts']
 
 # %% ../nbs/07_measures.ipynb #ca3cd1b4
 def final_acc(h, last: int = 20) -> float:
@@ -52,6 +52,8 @@ def drifts(means, stds, values=None) -> dict:
                 spread=float(np.mean(np.abs(np.log(np.maximum(sd, tiny) / max(sd[0], tiny))))))
 
 # %% ../nbs/07_measures.ipynb #a6ef71f5
+DRIFT_STARTS = (0., 0.1, 0.25)     # reference steps of the drift ablations (Fig 1c, Fig 6), fractions of training
+
 def unit_drifts(run, layer: int, start: float = 0.) -> dict:
     """`drifts` of each sampled single activation of `layer` in `run` (batch mean and sd at every step), averaged over the
     activations; measured from the step `start` (a fraction of training) on, 0 being the first step."""

@@ -9,15 +9,14 @@ import numpy as np
 import matplotlib.pyplot as plt
 
 from ..experiments import claim, get_scale, grid_runs, Check, ClaimResult, learns_check, LEARNS_BAR
-from ..measures import final_acc, final_test_acc, steps_to, worst, drifts, unit_drifts, ratio
+from ..measures import final_acc, final_test_acc, steps_to, worst, drifts, unit_drifts, ratio, DRIFT_STARTS
 from ..plots import NORM_STYLE, norm_label, norm_colors, plot_curves, plot_lr_sweep, plot_ridge, plot_percentiles, plot_readings, grid
 
 # %% auto #0
 __all__ = ['PAPER', 'NORMS', 'CHANCE', 'LEVEL', 'MIN_TEST', 'SPEED_LRS', 'SPEED_LEARNS', 'SWEEP_LRS', 'DIST_LR', 'DIST_LAYERS',
-           'DRIFT_STARTS', 'study', 'speed_table', 'speed_checks', 'plot_speed', 'speed_result', 'fig1_speed', 'usable',
-           'sweep_table', 'lr_sweep', 'range_checks', 'plot_sweep', 'range_result', 'lr_range', 'drift_table',
-           'distribution_checks', 'late_drifts', 'drift_why', 'plot_distributions', 'distribution_result',
-           'fig1_distributions']
+           'study', 'speed_table', 'speed_checks', 'plot_speed', 'speed_result', 'fig1_speed', 'usable', 'sweep_table',
+           'lr_sweep', 'range_checks', 'plot_sweep', 'range_result', 'lr_range', 'drift_table', 'distribution_checks',
+           'late_drifts', 'drift_why', 'plot_distributions', 'distribution_result', 'fig1_distributions']
 
 # %% ../../nbs/10_fig1.ipynb #3b9fd917
 PAPER = dict(   # the paper's numbers (CIFAR-10, VGG-16, 15,000 steps of SGD at lr 0.1; Appendix A, Fig 1), not ours
@@ -187,8 +186,6 @@ def distribution_checks(drift: dict, base: str = 'none', other: str = 'batch') -
             for k in drift[base] for key in ('mean', 'spread')]
 
 # %% ../../nbs/10_fig1.ipynb #affd03e1
-DRIFT_STARTS = (0., 0.1, 0.25)       # reference points of the ablation, fractions of training
-
 def late_drifts(st: dict, lr: float = DIST_LR, layers=DIST_LAYERS, starts=DRIFT_STARTS) -> dict:
     "`{start: {(layer, 'mean'|'spread'): [BN / standard drift per seed]}}`: the check's ratio, measured from later reference steps."
     rs = list(zip(st['runs']['none'][lr], st['runs']['batch'][lr]))

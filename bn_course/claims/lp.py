@@ -9,16 +9,16 @@ import numpy as np
 import matplotlib.pyplot as plt
 
 from ..experiments import claim, grid_runs, Check, ClaimResult, learns_check, PAPER_LR
-from ..measures import final_acc, final_test_acc, steps_to, worst, unit_drifts, ratio
+from ..measures import final_acc, final_test_acc, steps_to, worst, unit_drifts, ratio, DRIFT_STARTS
 from ..smoothness import (landscape_checks, landscape_table, seed_ratios, median_predictive_range, plot_landscape,
                                   LANDSCAPE_MEASURES, probe_blowup, earlier_reading, reading_why, readings_why, ratio_seeds)
 from ..plots import NORM_STYLE, norm_label, norm_colors, plot_curves, plot_ridge, plot_readings, grid
 
 # %% auto #0
-__all__ = ['PAPER', 'NORMS', 'LP', 'DRIFT_LAYERS', 'DRIFT_STARTS', 'LANDSCAPE_NORMS', 'lp_studies', 'final_loss',
-           'training_checks', 'plot_fig5', 'training_numbers', 'training_result', 'lp_training', 'layer_drifts',
-           'distribution_checks', 'drift_why', 'plot_ridges', 'distributions_result', 'lp_distributions',
-           'lp_landscape_result', 'lp_landscape_vgg', 'lp_landscape_dln']
+__all__ = ['PAPER', 'NORMS', 'LP', 'DRIFT_LAYERS', 'LANDSCAPE_NORMS', 'lp_studies', 'final_loss', 'training_checks', 'plot_fig5',
+           'training_numbers', 'training_result', 'lp_training', 'layer_drifts', 'distribution_checks', 'drift_why',
+           'plot_ridges', 'distributions_result', 'lp_distributions', 'lp_landscape_result', 'lp_landscape_vgg',
+           'lp_landscape_dln']
 
 # %% ../../nbs/15_lp.ipynb #1d8b277f
 PAPER = dict(
@@ -132,8 +132,6 @@ def distribution_checks(vgg: dict, layer: int = 11) -> list[Check]:
                   f"VGG's: {key} drift {norm_label(p)} / standard, worst seed",
                   worst(ratio(d[p][layer][key], d['none'][layer][key])), '>', 1)
             for p in LP for key in ('mean', 'spread')]
-
-DRIFT_STARTS = (0., 0.1, 0.25)      # reference steps of the ablation, fractions of training
 
 def drift_why(vgg: dict, layer: int = 11, starts=DRIFT_STARTS) -> str:
     "One line: how many of Fig 6's checks hold when the drift is measured from later reference steps."
