@@ -10,7 +10,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .experiments import get_scale, dln_loss, load_claims, runs_dir, store_log, store_entries, _load_run, default_threads, torch_threads
+from .setups import get_scale, dln_loss, default_threads, torch_threads
+from .claims import load_claims
+from .store import runs_dir, store_log, store_entries, load_run
 from .train import default_device
 
 # %% auto #0
@@ -108,7 +110,7 @@ def print_runs(log=print) -> dict:
 def _steps_run(e: dict) -> int:
     "The steps a run trained, from its 'train' record in the store's log (older logs: from the stored run; 0 if gone)."
     if 'steps' in e: return e['steps']
-    r = _load_run(runs_dir()/f"{e['key']}.pt")
+    r = load_run(runs_dir()/f"{e['key']}.pt")
     return r.steps_trained if r else 0
 
 def course_floor(scale: str = 'cpu', log: list[dict] | None = None, cores: int | None = None, repeats: int = 10,

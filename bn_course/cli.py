@@ -13,8 +13,10 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from .experiments import (CLAIMS, SCALES, get_scale, save_result, load_result, load_claims, default_threads,
-                                   torch_threads, source_hash, runs_dir, prune_store, clear_store)
+from .claims import CLAIMS, load_claims
+from .setups import SCALES, get_scale, default_threads, torch_threads
+from .checks import save_result, load_result
+from .store import source_hash, runs_dir, prune_store, clear_store
 from .train import default_device
 from .report import verdict_of, report
 from .bench import bench, print_runs

@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 # %% auto #0
-__all__ = ['DRIFT_STARTS', 'final_acc', 'final_test_acc', 'steps_to', 'worst', 'ratio', 'drifts', 'unit_drifts']
+__all__ = ['DRIFT_STARTS', 'final_acc', 'final_test_acc', 'steps_to', 'worst', 'ratio', 'drifts', 'run_moments', 'unit_drifts']
 
 # %% ../nbs/07_measures.ipynb #ca3cd1b4
 def final_acc(h, last: int = 20) -> float:
@@ -54,11 +54,17 @@ def drifts(means, stds, values=None) -> dict:
 # %% ../nbs/07_measures.ipynb #a6ef71f5
 DRIFT_STARTS = (0., 0.1, 0.25)     # reference steps of the drift ablations (Fig 1c, Fig 6), fractions of training
 
+def run_moments(run, layer: int) -> np.ndarray:
+    "`[steps, units, (mean, variance)]` of the sampled activations of `layer` in `run`; an error if they were not recorded."
+    if layer not in run.moments:
+        raise ValueError(f"layer #{layer} was not sampled; the sampled layers are {sorted(run.moments)}"
+                         + ('' if run.moments else ' (activations are recorded at the paper\'s learning rate only, `PAPER_LR`)'))
+    return np.asarray(run.moments[layer], float)
+
 def unit_drifts(run, layer: int, start: float = 0.) -> dict:
     """`drifts` of each sampled single activation of `layer` in `run` (batch mean and sd at every step), averaged over the
     activations; measured from the step `start` (a fraction of training) on, 0 being the first step."""
-    if layer not in run.moments: raise ValueError(f"layer #{layer} was not sampled; the sampled layers are {sorted(run.moments)}")
-    m = np.asarray(run.moments[layer], float)                      # [steps, units, (mean, variance)]
+    m = run_moments(run, layer)
     m = m[int(start * len(m)):]
     if not len(m): return dict(mean=math.nan, spread=math.nan)
     ds = [drifts(m[:, j, 0], np.sqrt(np.maximum(m[:, j, 1], 0.))) for j in range(m.shape[1])]

@@ -262,9 +262,17 @@ class ActivationSampler(Callback):
 
     def after_fit(self, model): self._disarm()
 
+    def value_records(self, layer: int) -> list[torch.Tensor]:
+        "The kept values of every chosen unit of `layer`, one `[units, values]` tensor per recorded step."
+        return self._vals[layer]
+
+    def moment_records(self, layer: int) -> list[torch.Tensor]:
+        "Mean and variance of every chosen unit of `layer`, one `[units, 2]` tensor per recorded step."
+        return self._mom[layer]
+
     def samples(self, layer: int, unit: int = 0) -> list[torch.Tensor]:
         "The recorded values of the `unit`-th chosen unit of `layer`, one 1D tensor per recorded step."
-        return [v[unit] for v in self._vals[layer]]
+        return [v[unit] for v in self.value_records(layer)]
 
     def moments(self, layer: int, unit: int = 0) -> tuple[np.ndarray, np.ndarray]:
         "Means and (population) variances of the `unit`-th chosen unit of `layer` per recorded step, over all its values."

@@ -7,7 +7,9 @@ from __future__ import annotations
 import json, re
 from pathlib import Path
 
-from .experiments import ClaimResult, Check, load_claims, source_hash
+from .checks import ClaimResult, Check
+from .claims import load_claims
+from .store import source_hash
 
 # %% auto #0
 __all__ = ['verdict_of', 'trained_line', 'report_md', 'readme_table', 'markers', 'update_block', 'update_readme',

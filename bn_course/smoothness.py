@@ -8,7 +8,8 @@ import math
 import numpy as np
 import matplotlib.pyplot as plt
 
-from .experiments import Check, ClaimResult, learns_check, grid_runs
+from .checks import Check, ClaimResult, learns_check
+from .store import grid_runs
 from .measures import worst, ratio
 from .plots import NORM_STYLE, norm_label, grid
 
@@ -148,7 +149,7 @@ def counted(checks: list[Check]) -> tuple[int, int]:
 # %% ../nbs/08_smoothness.ipynb #40443268
 def earlier_reading(st: dict, scale='cpu', seeds=None, device=None, steps=None) -> dict:
     "The DLN landscape study at lr/10 under `dln_loss` ($L_\\text{sum}$), which is the earlier reading $L_\\text{sum}/10$ at lr: checks and probe blow-up."
-    old = grid_runs('dln', st['norms'], st['lr'] / 10, scale, seeds, device, steps)
+    old = grid_runs('dln', st['norms'], st['lr'] / 10, scale=scale, seeds=seeds, device=device, steps=steps)
     return dict(lr=old['lr'], checks={c.id: [c.value, c.passed] for c in landscape_checks(old)}, blowup=probe_blowup(old))
 
 def reading_why(res: ClaimResult, now_blowup: dict, old: dict) -> str:

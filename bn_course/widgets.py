@@ -17,7 +17,8 @@ from tqdm.auto import tqdm
 
 from .data import data_dir
 from .train import Callback, Measure, History
-from .experiments import run_vgg, get_scale, stored_run
+from .setups import run_vgg, get_scale
+from .store import stored_run
 from .measures import steps_to
 from .plots import NORM_STYLE, norm_label
 

@@ -8,7 +8,10 @@ import math
 import numpy as np
 import matplotlib.pyplot as plt
 
-from ..experiments import claim, get_scale, grid_runs, Check, ClaimResult, learns_check, LEARNS_BAR
+from . import claim
+from ..setups import get_scale
+from ..store import grid_runs
+from ..checks import Check, ClaimResult, learns_check, LEARNS_BAR
 from ..measures import final_acc, final_test_acc, steps_to, worst, drifts, unit_drifts, ratio, DRIFT_STARTS
 from ..plots import NORM_STYLE, norm_label, norm_colors, plot_curves, plot_lr_sweep, plot_ridge, plot_percentiles, plot_readings, grid
 
@@ -30,7 +33,7 @@ MIN_TEST = LEARNS_BAR['vgg'] # the final test accuracy of a network that learns 
 # %% ../../nbs/10_fig1.ipynb #df4ce30f
 def study(lrs, norms=NORMS, scale='cpu', seeds=None, device=None, steps: int | None = None) -> dict:
     "The store's VGG runs with each of `norms` at each of `lrs` (sorted) for every seed: `{norm: {lr: [Run per seed]}}` and the settings."
-    return grid_runs('vgg', norms, sorted(float(lr) for lr in lrs), scale, seeds, device, steps)
+    return grid_runs('vgg', norms, sorted(float(lr) for lr in lrs), scale=scale, seeds=seeds, device=device, steps=steps)
 
 def _runs(st) -> list: return [r for n in st['norms'] for lr in st['lrs'] for r in st['runs'][n][lr]]
 
@@ -96,7 +99,7 @@ def speed_result(st: dict) -> ClaimResult:
        'at lr 0.1 and 0.5.')
 def fig1_speed(scale='cpu', seeds=None, device=None, steps=None) -> ClaimResult:
     "The store's standard and BN VGGs at lr 0.1 and 0.5: speed and final accuracies, seed by seed."
-    return speed_result(study(SPEED_LRS, NORMS, scale, seeds, device, steps))
+    return speed_result(study(SPEED_LRS, NORMS, scale=scale, seeds=seeds, device=device, steps=steps))
 
 # %% ../../nbs/10_fig1.ipynb #a7f702e8
 SWEEP_LRS = (0.01, 0.03, 0.1, 0.3, 0.5, 1.0, 3.0, 10.0)
@@ -121,7 +124,7 @@ def sweep_table(st: dict) -> dict:
 
 def lr_sweep(lrs=SWEEP_LRS, norms=NORMS, scale='cpu', seeds=None, device=None, steps: int | None = None) -> dict:
     "The study of `norms` on the learning-rate grid `lrs` (any grid), with its `sweep_table`."
-    st = study(lrs, norms, scale, seeds, device, steps)
+    st = study(lrs, norms, scale=scale, seeds=seeds, device=device, steps=steps)
     return {**st, **sweep_table(st)}
 
 # %% ../../nbs/10_fig1.ipynb #534ccaec
@@ -168,7 +171,7 @@ def range_result(sw: dict) -> ClaimResult:
        'BatchNorm makes a broader range of learning rates usable; the standard network breaks down first.')
 def lr_range(scale='cpu', seeds=None, device=None, steps=None) -> ClaimResult:
     "The store's standard and BN VGGs on the grid `SWEEP_LRS`: which learning rates are usable, where each diverges."
-    return range_result(lr_sweep(SWEEP_LRS, NORMS, scale, seeds, device, steps))
+    return range_result(lr_sweep(SWEEP_LRS, NORMS, scale=scale, seeds=seeds, device=device, steps=steps))
 
 # %% ../../nbs/10_fig1.ipynb #430e9a11
 DIST_LR, DIST_LAYERS = 0.1, (3, 11)          # the paper's Fig 1c
@@ -236,7 +239,7 @@ def distribution_result(st: dict, lr: float = DIST_LR, layers=DIST_LAYERS) -> Cl
        'Layer-input distributions are only marginally steadier with BatchNorm than without.')
 def fig1_distributions(scale='cpu', seeds=None, device=None, steps=None) -> ClaimResult:
     "Single activations of layers #3 and #11 in the store's standard and BN VGGs at lr 0.1: drifts of their distributions."
-    st = study((DIST_LR,), NORMS, scale, seeds, device, steps)
+    st = study((DIST_LR,), NORMS, scale=scale, seeds=seeds, device=device, steps=steps)
     res = distribution_result(st)
     if not res.verdict.startswith('reproduced'):
         late = late_drifts(st); res.data['late_drifts'] = {f'{s0:g}': {f'#{k} {q}': v for (k, q), v in d.items()} for s0, d in late.items()}

@@ -8,7 +8,10 @@ import math
 import numpy as np
 import matplotlib.pyplot as plt
 
-from ..experiments import claim, grid_runs, Check, ClaimResult, MEASUREMENTS, LEARNS_BAR
+from . import claim
+from ..store import grid_runs
+from ..checks import Check, ClaimResult, LEARNS_BAR
+from ..setups import MEASUREMENTS
 from ..measures import final_test_acc, worst
 from ..plots import NORM_STYLE, norm_label, norm_colors, plot_curves, grid
 
@@ -30,7 +33,7 @@ def study(arch: str, scale='cpu', seeds=None, device=None, steps: int | None = N
     """The store's standard and BatchNorm runs of `arch` ('vgg' or 'dln') at Fig 3's two learning rates for each of
     `seeds` (None: the scale's): `runs` = `{norm: {lr: [Run per seed]}}`, and the settings."""
     if arch not in LRS: raise ValueError(f"arch must be one of {list(LRS)}, got {arch!r}")
-    return grid_runs(arch, NORMS, LRS[arch], scale, seeds, device, steps) | dict(layers=tuple(MEASUREMENTS[arch]['ics_layers']))
+    return grid_runs(arch, NORMS, LRS[arch], scale=scale, seeds=seeds, device=device, steps=steps) | dict(layers=tuple(MEASUREMENTS[arch]['ics_layers']))
 
 def run_medians(run) -> dict:
     "Median over `run`'s ICS measurements of each quantity, per layer: `{layer: {quantity: value}}` (NaN if none is finite)."
@@ -160,7 +163,7 @@ SWEEP_LRS = (0.01, 0.03, 0.1, 0.3, 0.5, 1.0)      # Fig 1's learning-rate sweep 
 
 def ics_by_lr(lrs=SWEEP_LRS, scale='cpu', seeds=None, device=None, steps: int | None = None) -> dict:
     "A VGG study over `lrs` with `medians` per norm, lr, layer and seed, which runs diverged, and whether each network learns (the VGG bar)."
-    st = grid_runs('vgg', NORMS, lrs, scale, seeds, device, steps) | dict(layers=tuple(MEASUREMENTS['vgg']['ics_layers']))
+    st = grid_runs('vgg', NORMS, lrs, scale=scale, seeds=seeds, device=device, steps=steps) | dict(layers=tuple(MEASUREMENTS['vgg']['ics_layers']))
     by = lambda f: {n: {lr: f(rs) for lr, rs in by_lr.items()} for n, by_lr in st['runs'].items()}
     return st | dict(medians=medians(st), diverged=by(lambda rs: [r.history.diverged for r in rs]),
                      learns=by(lambda rs: worst([final_test_acc(r.history) for r in rs]) >= LEARNS_BAR['vgg']))
@@ -229,7 +232,7 @@ def ics_result(name: str, st: dict) -> ClaimResult:
 
 def earlier_ics(scale='cpu', seeds=None, device=None, steps: int | None = None) -> dict:
     "Fig 3b's checks on the stored DLNs at a tenth of each lr under `dln_loss`: the earlier reading $L_\\text{sum}/10$, `{id: [value, passed]}`."
-    st = grid_runs('dln', NORMS, [lr / 10 for lr in LRS['dln']], scale, seeds, device, steps) | dict(layers=tuple(MEASUREMENTS['dln']['ics_layers']))
+    st = grid_runs('dln', NORMS, [lr / 10 for lr in LRS['dln']], scale=scale, seeds=seeds, device=device, steps=steps) | dict(layers=tuple(MEASUREMENTS['dln']['ics_layers']))
     return {c.id: [c.value, c.passed] for c in dln_checks(st)}
 
 def dln_why(res: ClaimResult) -> str:
@@ -246,7 +249,7 @@ def dln_why(res: ClaimResult) -> str:
        'while it trains better')
 def ics_vgg(scale='cpu', seeds=None, device=None, steps=None) -> ClaimResult:
     "Fig 3a from the store's standard and BatchNorm VGGs at lr 0.1 and 0.01, layers #5 and #10; where it departs, the lr sweep."
-    res = ics_result('ics-vgg', study('vgg', scale, seeds, device, steps))
+    res = ics_result('ics-vgg', study('vgg', scale=scale, seeds=seeds, device=device, steps=steps))
     if not res.verdict.startswith('reproduced'):
         sw = ics_by_lr(scale=scale, seeds=seeds, device=device, steps=steps)
         res.data['cos_gaps'] = {k: v for k, v in cos_gaps(sw).items()}; res.why = ics_why(sw)
@@ -257,7 +260,7 @@ def ics_vgg(scale='cpu', seeds=None, device=None, steps=None) -> ClaimResult:
        'and yet the BatchNorm network reaches a much lower loss')
 def ics_dln(scale='cpu', seeds=None, device=None, steps=None) -> ClaimResult:
     "Fig 3b from the store's standard and BatchNorm deep linear networks at lr 1e-6 and 1e-7, layers #9 and #17; where it departs, per lr."
-    res = ics_result('ics-dln', study('dln', scale, seeds, device, steps))
+    res = ics_result('ics-dln', study('dln', scale=scale, seeds=seeds, device=device, steps=steps))
     if not res.verdict.startswith('reproduced'):
         old = earlier_ics(scale, seeds, device, steps); res.data['earlier_reading'] = old
         k0 = sum(ok for i, (v, ok) in old.items() if not i.startswith('learns-'))

@@ -7,7 +7,9 @@ from __future__ import annotations
 import numpy as np
 import matplotlib.pyplot as plt
 
-from ..experiments import claim, grid_runs, ClaimResult, PAPER_LR, verdict
+from . import claim
+from ..store import grid_runs, PAPER_LR
+from ..checks import ClaimResult, verdict
 from ..measures import final_test_acc
 from ..smoothness import (LANDSCAPE_MEASURES, probe_measures, seed_ratios, relative_change, median_predictive_range,
                                   landscape_checks, landscape_table, show_table, plot_landscape, seed_geomean,
@@ -20,7 +22,7 @@ __all__ = ['study', 'plot_predictiveness', 'plot_directions', 'landscape_result'
 # %% ../../nbs/13_landscape.ipynb #7e089f70
 def study(arch: str, norms=('none', 'batch'), scale='cpu', seeds=None, device=None, steps: int | None = None) -> dict:
     "The store's runs of `arch` at the paper's landscape lr (`PAPER_LR`) for each of `norms` and `seeds`: `{norm: [Run per seed]}` and the settings."
-    return grid_runs(arch, norms, PAPER_LR[arch], scale, seeds, device, steps)
+    return grid_runs(arch, norms, PAPER_LR[arch], scale=scale, seeds=seeds, device=device, steps=steps)
 
 # %% ../../nbs/13_landscape.ipynb #e6a261f6
 def plot_predictiveness(st: dict, title: str = '', seed_index: int = 0) -> plt.Figure:
@@ -83,7 +85,7 @@ def landscape_result(name: str, st: dict, fig_names=('Fig 4', 'Fig 11')) -> Clai
        'of step sizes; random directions behave alike.')
 def landscape_vgg(scale='cpu', seeds=None, device=None, steps=None) -> ClaimResult:
     "Fig 4 and 11 from the store's standard and BN VGGs at lr 0.1; where it departs, every reading of the ratios."
-    res = landscape_result('landscape-vgg', study('vgg', ('none', 'batch'), scale, seeds, device, steps))
+    res = landscape_result('landscape-vgg', study('vgg', ('none', 'batch'), scale=scale, seeds=seeds, device=device, steps=steps))
     if not res.verdict.startswith('reproduced'): res.why = readings_why(res)
     return res
 
@@ -91,8 +93,8 @@ def landscape_vgg(scale='cpu', seeds=None, device=None, steps=None) -> ClaimResu
        'The deep linear network shows the same smoothing by BatchNorm, on enormous scales.')
 def landscape_dln(scale='cpu', seeds=None, device=None, steps=None) -> ClaimResult:
     "Fig 10 and 11 from the store's standard and BN deep linear networks at lr 1e-6; and the earlier loss reading."
-    st = study('dln', ('none', 'batch'), scale, seeds, device, steps)
+    st = study('dln', ('none', 'batch'), scale=scale, seeds=seeds, device=device, steps=steps)
     res = landscape_result('landscape-dln', st, ('Fig 10', 'Fig 11'))
-    res.data |= dict(blowup=probe_blowup(st), earlier_reading=earlier_reading(st, scale, seeds, device, steps))
+    res.data |= dict(blowup=probe_blowup(st), earlier_reading=earlier_reading(st, scale=scale, seeds=seeds, device=device, steps=steps))
     if not res.verdict.startswith('reproduced'): res.why = reading_why(res, res.data['blowup'], res.data['earlier_reading'])
     return res

@@ -8,7 +8,9 @@ import math
 import numpy as np
 import matplotlib.pyplot as plt
 
-from ..experiments import claim, grid_runs, Check, ClaimResult, learns_check, PAPER_LR
+from . import claim
+from ..store import grid_runs, PAPER_LR
+from ..checks import Check, ClaimResult, learns_check
 from ..measures import final_acc, final_test_acc, steps_to, worst, unit_drifts, ratio, DRIFT_STARTS
 from ..smoothness import (landscape_checks, landscape_table, seed_ratios, median_predictive_range, plot_landscape,
                                   LANDSCAPE_MEASURES, probe_blowup, earlier_reading, reading_why, readings_why, ratio_seeds)
@@ -35,7 +37,7 @@ LP = ('l1', 'l2', 'linf')
 
 def lp_studies(scale='cpu', seeds=None, device=None, steps: int | None = None) -> tuple[dict, dict]:
     "The store's VGG (lr 0.1) and DLN (lr 1e-6) runs with each of `NORMS` for every seed: two `grid_runs` dicts."
-    return tuple(grid_runs(arch, NORMS, PAPER_LR[arch], scale, seeds, device, steps) for arch in ('vgg', 'dln'))
+    return tuple(grid_runs(arch, NORMS, PAPER_LR[arch], scale=scale, seeds=seeds, device=device, steps=steps) for arch in ('vgg', 'dln'))
 
 # %% ../../nbs/15_lp.ipynb #5657895c
 def final_loss(h, last: int = 20) -> float:
@@ -205,7 +207,7 @@ def lp_landscape_result(name: str, full: dict, fig: str) -> ClaimResult:
        'effective beta than the standard network, like the VGG with BatchNorm.')
 def lp_landscape_vgg(scale='cpu', seeds=None, device=None, steps=None) -> ClaimResult:
     "Fig 12 from the store's standard, BN and lp VGGs at lr 0.1; where it departs, every reading of the ratios."
-    res = lp_landscape_result('lp-landscape-vgg', grid_runs('vgg', NORMS, PAPER_LR['vgg'], scale, seeds, device, steps), 'Fig 12')
+    res = lp_landscape_result('lp-landscape-vgg', grid_runs('vgg', NORMS, PAPER_LR['vgg'], scale=scale, seeds=seeds, device=device, steps=steps), 'Fig 12')
     if not res.verdict.startswith('reproduced'): res.why = '; '.join(f"{norm_label(p)}: {readings_why(res, p)}" for p in LP)
     return res
 
@@ -214,9 +216,9 @@ def lp_landscape_vgg(scale='cpu', seeds=None, device=None, steps=None) -> ClaimR
        'gradient change and effective beta than the standard one, like the DLN with BatchNorm.')
 def lp_landscape_dln(scale='cpu', seeds=None, device=None, steps=None) -> ClaimResult:
     "Fig 13 from the store's standard, BN and lp deep linear networks at lr 1e-6; and the earlier loss reading (lr 1e-7 here)."
-    full = grid_runs('dln', NORMS, PAPER_LR['dln'], scale, seeds, device, steps)
+    full = grid_runs('dln', NORMS, PAPER_LR['dln'], scale=scale, seeds=seeds, device=device, steps=steps)
     res = lp_landscape_result('lp-landscape-dln', full, 'Fig 13')
     st = {**full, 'norms': list(LANDSCAPE_NORMS), 'runs': {n: full['runs'][n] for n in LANDSCAPE_NORMS}}
-    res.data |= dict(blowup=probe_blowup(st), earlier_reading=earlier_reading(st, scale, seeds, device, steps))
+    res.data |= dict(blowup=probe_blowup(st), earlier_reading=earlier_reading(st, scale=scale, seeds=seeds, device=device, steps=steps))
     if not res.verdict.startswith('reproduced'): res.why = reading_why(res, res.data['blowup'], res.data['earlier_reading'])
     return res

@@ -11,8 +11,11 @@ import torch
 from torch import nn
 import matplotlib.pyplot as plt
 
-from ..experiments import claim, grid_runs, get_scale, Check, ClaimResult, learns_check
-from ..measures import final_acc, final_test_acc, steps_to, worst, drifts, ratio
+from . import claim
+from ..store import grid_runs
+from ..setups import get_scale
+from ..checks import Check, ClaimResult, learns_check
+from ..measures import final_acc, final_test_acc, steps_to, worst, drifts, ratio, run_moments
 from ..probes import moment_changes
 from ..train import accuracy
 from ..plots import NORM_STYLE, norm_label, norm_colors, plot_curves, plot_ridge, plot_readings, grid
@@ -40,7 +43,7 @@ def study(scale='cpu', seeds=None, device=None, steps: int | None = None, norms=
     "The store's VGG runs at lr 0.1 of each of `norms` (some of `NORMS`) and `seeds`: `{norm: [Run per seed]}` and the settings."
     bad = [n for n in norms if n not in NORMS]
     if bad: raise ValueError(f"unknown network(s) {bad}; choose from {list(NORMS)}")
-    return grid_runs('vgg', norms, LR, scale, seeds, device, steps)
+    return grid_runs('vgg', norms, LR, scale=scale, seeds=seeds, device=device, steps=steps)
 
 # %% ../../nbs/11_noisy.ipynb #20a55391
 LEVEL = 0.5                     # training accuracy whose first crossing measures speed (chance: 0.1)
@@ -116,19 +119,15 @@ def moment_stats(means, vars) -> dict:
     return dict(out, rel_d_mean=out['d_mean']/max(sd, 1e-12), rel_d_var=out['d_var']/max(mv, 1e-12),
                 drift=d['mean'], spread=d['spread'])
 
-def _moments(run, layer: int) -> np.ndarray:
-    if layer not in run.moments: raise ValueError(f"layer #{layer} was not sampled; the sampled layers are {sorted(run.moments)}")
-    return np.asarray(run.moments[layer], float)            # [steps, units, (mean, var)]
-
 def layer_stats(run, layer: int) -> dict:
     "`moment_stats` of each sampled unit of `layer` in `run.moments`, averaged over the units."
-    m = _moments(run, layer)
+    m = run_moments(run, layer)
     rows = [moment_stats(m[:, j, 0], m[:, j, 1]) for j in range(m.shape[1])]
     return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
 
 def moment_series(run, layer: int) -> dict:
     "Fig 8's four series of `layer`, averaged over its sampled units, with their `steps` (the `d_*` start at step 1)."
-    m = _moments(run, layer)
+    m = run_moments(run, layer)
     cs = [moment_changes(m[:, j, 0], m[:, j, 1]) for j in range(m.shape[1])]
     return dict({k: np.mean([c[k] for c in cs], 0) for k in FIG8}, steps=np.arange(len(m)), steps_d=np.arange(1, len(m)))
 
@@ -227,7 +226,7 @@ def noise_scale(k: float, scale='cpu'):
 # %% ../../nbs/11_noisy.ipynb #2ef6569f
 def noise_sweep(scale='cpu', seeds=None, sizes=NOISE_SIZES, device=None, steps: int | None = None) -> dict:
     "The store's standard + noise VGGs at lr 0.1 for each noise size `k` of `sizes`: `{k: [Run per seed]}`."
-    return {k: grid_runs('vgg', ('noise',), LR, noise_scale(k, scale), seeds, device, steps)['runs']['noise'] for k in sizes}
+    return {k: grid_runs('vgg', ('noise',), LR, noise_scale(k, scale), seeds=seeds, device=device, steps=steps)['runs']['noise'] for k in sizes}
 
 def activation_scale(runs, layers=LAYERS) -> dict:
     "Per layer: median over seeds, training steps and sampled units of one activation's standard deviation over the batch."

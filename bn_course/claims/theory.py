@@ -137,7 +137,9 @@ def fit_linear(X, t, bias=True):
 
 # %% ../../nbs/14_theory.ipynb #24df7842
 import matplotlib.pyplot as plt
-from ..experiments import claim, get_scale, Check, ClaimResult
+from . import claim
+from ..setups import get_scale
+from ..checks import Check, ClaimResult
 
 def _problems(n: int, seed: int = 0):
     "`n` random float64 problems `(y, gamma, beta, loss)`: batch 3..63, three units, alternating two downstream losses."
