@@ -54,7 +54,7 @@ def execute_one(name: str):
         d = getattr(cell, 'directives_', {}) or {}
         return d.get('eval:', [''])[0].lower() == 'false' or bool(set(SKIP_FLAGS) & set(d))
     os.environ['IN_TEST'] = '1'                      # as nbdev_test: no progress bars in the outputs
-    k = CaptureShell(path)
+    k = CaptureShell(path, mpl_format='png')        # figures at matplotlib's 100 dpi (execnb's default doubles it)
     with working_directory(path.parent): k.run_all(nb, exc_stop=True, preproc=skip)
     if k.exc: raise SystemExit(f'{name}: a cell raised; not saved\n{k.prettytb(fname=path)}')
     assert len(nb.cells) == len(raw.cells), f'{name}: cell count changed while processing'

@@ -28,14 +28,22 @@ def time_ms(f, repeats: int = 10, warmup: int = 2, device='cpu') -> float:
     for _ in range(warmup): f()
     ts = []
     for _ in range(max(1, repeats)):
-        _sync(device); t0 = time.perf_counter(); f(); _sync(device); ts.append(time.perf_counter() - t0)
+        _sync(device)
+        t0 = time.perf_counter()
+        f()
+        _sync(device)
+        ts.append(time.perf_counter() - t0)
     return 1000 * statistics.median(ts)
 
+# %% ../nbs/31_bench.ipynb #8d9f30e8
 def step_ms(model, x, y, loss_fn, repeats: int = 10, device='cpu') -> dict:
     "Median ms of a plain SGD step and of a bare forward/backward pass of `model` on `(x, y)`."
-    model.to(device).train(); x, y = x.to(device), y.to(device)
+    model.to(device).train()
+    x, y = x.to(device), y.to(device)
     opt = torch.optim.SGD(model.parameters(), lr=0.)          # lr 0: the model stays as it is
-    def fb(): model.zero_grad(set_to_none=True); loss_fn(model(x), y).backward()
+    def fb():
+        model.zero_grad(set_to_none=True)
+        loss_fn(model(x), y).backward()
     return dict(step=time_ms(lambda: (fb(), opt.step()), repeats, device=device), pass_=time_ms(fb, repeats, device=device))
 
 # %% ../nbs/31_bench.ipynb #baaaf68b
@@ -49,10 +57,12 @@ def bench_setups(scale: str = 'cpu') -> dict:
     return {f"VGG ({s.dataset} shape, batch {s.bs})": (s.make_vgg, xv, yv, F.cross_entropy, 0.1),
             f"DLN ({s.dln_depth} layers, batch {len(d.x)})": (s.make_dln, d.x, d.y, dln_loss, 1e-6)}
 
+# %% ../nbs/31_bench.ipynb #178282e0
 def probe_costs(model, x, y, loss_fn, lr, probes, repeats: int = 3, n: int = 8, device='cpu') -> dict:
     "Time `probes.landscape(n=n)` (looped and `batched`) and `probes.ics` on `model`, against their floors of forward/backward passes."
     from bn_course.models import weight_layers
-    model.to(device).train(); x, y = x.to(device), y.to(device)
+    model.to(device).train()
+    x, y = x.to(device), y.to(device)
     pass_ = step_ms(model, x, y, loss_fn, repeats, device)['pass_']
     L = len(weight_layers(model))
     land = time_ms(lambda: probes.landscape(model, loss_fn, x, y, lr, n=n), repeats, 1, device)
@@ -87,6 +97,7 @@ def runs_summary(log: list[dict] | None = None) -> dict:
     return dict(trained=trained, loads=loads, twice=sorted({k for k in keys if keys.count(k) > 1}),
                 seconds=sum(e['seconds'] for e in trained))
 
+# %% ../nbs/31_bench.ipynb #29146637
 def _size(n: int) -> str: return f'{n/1e6:.1f} MB'
 def _age(s: float) -> str: return f'{s/86400:.1f} d' if s >= 86400 else f'{s/3600:.1f} h' if s >= 3600 else f'{s/60:.0f} min'
 
@@ -105,7 +116,6 @@ def print_runs(log=print) -> dict:
     if s['twice']: log(f"  trained more than once: {', '.join(s['twice'])}")
     return s | dict(entries=es, bytes=total)
 
-
 # %% ../nbs/31_bench.ipynb #67562185
 def _steps_run(e: dict) -> int:
     "The steps a run trained, from its 'train' record in the store's log (older logs: from the stored run; 0 if gone)."
@@ -122,11 +132,14 @@ def course_floor(scale: str = 'cpu', log: list[dict] | None = None, cores: int |
     for e in s['trained']:
         arch, norm = e['run'].split()[:2]
         d = nets.setdefault((arch, norm), dict(runs=0, steps=0, seconds=0.))
-        d['runs'] += 1; d['steps'] += _steps_run(e); d['seconds'] += e['seconds']
+        d['runs'] += 1
+        d['steps'] += _steps_run(e)
+        d['seconds'] += e['seconds']
     setups = dict(zip(('vgg', 'dln'), bench_setups(scale).values()))
     with torch_threads(default_threads(scale)):
         for (arch, norm), d in nets.items():
-            make, x, y, loss_fn, lr = setups[arch]; torch.manual_seed(0)
+            make, x, y, loss_fn, lr = setups[arch]
+            torch.manual_seed(0)
             d['ms_per_step'] = step_ms(make(norm), x, y, loss_fn, repeats, device)['step']
             d['floor_s'] = d['steps'] * d['ms_per_step'] / 1000
     work = sum(d['floor_s'] for d in nets.values())
@@ -136,6 +149,7 @@ def course_floor(scale: str = 'cpu', log: list[dict] | None = None, cores: int |
     if measured_s: res.update(measured_s=measured_s, measured_over_floor=measured_s / res['floor_s'])
     return res
 
+# %% ../nbs/31_bench.ipynb #515457d5
 def print_floor(f: dict, log=print):
     "Print `course_floor`'s figures: one line per network, then the totals against the floor."
     log(f"{'network':12} {'runs':>4} {'steps':>8} {'ms/step':>8} {'floor s':>8} {'trained s':>9} {'x floor':>7}")

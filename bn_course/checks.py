@@ -17,7 +17,7 @@ from .measures import final_test_acc, worst
 __all__ = ['OPS', 'REGIME', 'LEARNS_BAR', 'Check', 'skip_checks', 'verdict', 'curve_rows', 'select', 'ClaimResult',
            'learns_check', 'num_text', 'seeds_text', 'prose', 'verdict_words', 'jsonable', 'save_result', 'load_result']
 
-# %% ../nbs/05c_checks.ipynb #fb6387f4
+# %% ../nbs/05c_checks.ipynb #e9e2ef35
 OPS = {'>=': operator.ge, '<=': operator.le, '>': operator.gt, '<': operator.lt}
 
 @dataclass
@@ -41,6 +41,7 @@ class Check:
         why = f" -- skipped: {self.skip}" if self.skip else ''
         return f"[{mark:7s}] {self.id}: {self.statement} ({self.value:.4g} {self.op} {self.threshold:.4g}){why}"
 
+# %% ../nbs/05c_checks.ipynb #4d5d0292
 def skip_checks(checks: list[Check], reasons: dict[str, str]) -> list[Check]:
     "`checks` with those whose id is in `reasons` skipped for that reason; an unknown id is an error."
     ids = {c.id for c in checks}
@@ -48,6 +49,7 @@ def skip_checks(checks: list[Check], reasons: dict[str, str]) -> list[Check]:
     if unknown: raise ValueError(f"no check with id {sorted(unknown)}; the ids are {sorted(ids)}")
     return [replace(c, skip=reasons[c.id], passed=None) if c.id in reasons else c for c in checks]
 
+# %% ../nbs/05c_checks.ipynb #015e0ce6
 REGIME = 'learns-'     # checks whose id starts so are preconditions: the networks compared must learn
 
 def verdict(checks: list[Check]) -> str:
@@ -62,7 +64,7 @@ def verdict(checks: list[Check]) -> str:
          else f'not at this scale (0/{len(n)})' if bad else f'contradicts the paper (0/{len(n)})')
     return v + (f"; not learning: {', '.join(b[len(REGIME):] for b in bad)}" if bad else '')
 
-# %% ../nbs/05c_checks.ipynb #447bc7d3
+# %% ../nbs/05c_checks.ipynb #9cc9b2cb
 def curve_rows(runs, points: int = 12) -> list[dict]:
     """How `runs` trained, as a long table: one row per (arch, norm, lr, seed, step, quantity) with its `value`. At
     each test evaluation (else at `points` even steps): `test_acc`, and the 20-step means of `train_loss` and
@@ -80,10 +82,12 @@ def curve_rows(runs, points: int = 12) -> list[dict]:
             rows += [dict(key, step=int(t), quantity=k, value=v) for k, v in q.items()]
     return rows
 
+# %% ../nbs/05c_checks.ipynb #291f8741
 def select(rows: list[dict], **where) -> list[dict]:
     "The rows of a long table whose columns equal `where`'s values (`select(res.table, norm='batch', quantity='test_acc')`)."
     return [r for r in rows if all(r.get(k) == v for k, v in where.items())]
 
+# %% ../nbs/05c_checks.ipynb #27e30a3a
 @dataclass
 class ClaimResult:
     """What a claim's experiment returns: its checks, the numbers behind them, a one-line summary, the figures, and
@@ -148,7 +152,7 @@ def learns_check(arch: str, norm: str, runs: list, suffix: str = '', label: str 
     drop = [math.nan if r.history.diverged else r.history.loss[-1] / r.history.loss[0] for r in runs]
     return Check(f'learns-{norm}{suffix}', f'{lab} trains: worst seed final loss / first loss', worst(drop, low_is_bad=False), '<=', LEARNS_BAR['dln'])
 
-# %% ../nbs/05c_checks.ipynb #816e7e97
+# %% ../nbs/05c_checks.ipynb #ebedc27d
 def num_text(x, spec: str = '.3g') -> str:
     "A measured number as prose prints it: `format(x, spec)`, with 'never' for an infinite step count and 'NaN' for NaN."
     if x is None: return 'none'
@@ -156,22 +160,25 @@ def num_text(x, spec: str = '.3g') -> str:
     if isinstance(x, numbers.Real) and math.isinf(x): return 'never' if x > 0 else '-inf'
     return format(x, spec)
 
+# %% ../nbs/05c_checks.ipynb #e956120f
 def seeds_text(xs, spec: str = '.3g') -> str:
     "Per-seed values as a sentence says them: '40 and 46', or 'a, b and c' for three or more."
     s = [num_text(x, spec) for x in xs]
     return s[0] if len(s) == 1 else ', '.join(s[:-1]) + ' and ' + s[-1]
 
+# %% ../nbs/05c_checks.ipynb #84b9a474
 def prose(text: str):
     "Show `text`, an f-string of measured numbers, as Markdown: a paragraph that quotes its own run."
     from IPython.display import Markdown
     return Markdown(text)
 
+# %% ../nbs/05c_checks.ipynb #0c46bbfd
 def verdict_words(v: str) -> str:
     "A claim's verdict (`ClaimResult.verdict`) as a sentence says it: 'reproduces', 'reproduces in part', 'contradicts the paper' or 'does not reproduce at this scale'."
     return ('reproduces' if v.startswith('reproduced') else 'contradicts the paper' if v.startswith('contradicts')
             else 'does not reproduce at this scale' if v.startswith('not at this scale') else 'reproduces in part')
 
-# %% ../nbs/05c_checks.ipynb #fe520744
+# %% ../nbs/05c_checks.ipynb #759b55b8
 def jsonable(o):
     "Plain-Python version of `o` (tensors, NumPy values and arrays, tuples) for `json.dump`."
     if isinstance(o, dict): return {str(k): jsonable(v) for k, v in o.items()}
@@ -182,14 +189,19 @@ def jsonable(o):
     if isinstance(o, float) and not math.isfinite(o): return str(o)
     return o
 
+# %% ../nbs/05c_checks.ipynb #1fef16b1
 def save_result(res: ClaimResult | dict, out, name: str) -> dict:
     "Save `res` as `out/name.json` and its figures as `out/name_<i>.png`; returns the saved dict."
     if isinstance(res, ClaimResult): res = dict(res.to_json(), figures=res.plots)
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    res = dict(res); figs = res.pop('figures', [])
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    res = dict(res)
+    figs = res.pop('figures', [])
     res['figure_files'] = []
     for i, fig in enumerate(figs):
-        fn = f'{name}_{i}.png'; fig.savefig(out/fn, dpi=110, bbox_inches='tight'); res['figure_files'].append(fn)
+        fn = f'{name}_{i}.png'
+        fig.savefig(out/fn, dpi=110, bbox_inches='tight')
+        res['figure_files'].append(fn)
     res = jsonable(res)
     (out/f'{name}.json').write_text(json.dumps(res, indent=1))
     return res

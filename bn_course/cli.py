@@ -6,7 +6,7 @@
 from __future__ import annotations
 import argparse, hashlib, importlib, json, multiprocessing, os, platform, sys, tempfile, time, traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -16,14 +16,15 @@ from tqdm.auto import tqdm
 from .claims import CLAIMS, load_claims
 from .setups import SCALES, get_scale, default_threads, torch_threads
 from .checks import save_result, load_result
-from .store import source_hash, runs_dir, prune_store, clear_store
+from .store import source_hash, runs_dir, prune_store, clear_store, Options, options
 from .train import default_device
 from .report import verdict_of, report
 from .bench import bench, print_runs
 
 # %% auto #0
 __all__ = ['DEVICES', 'claim_lines', 'check_names', 'check_device', 'check_out', 'check_counts', 'check_args', 'default_jobs',
-           'claim_code', 'run_claim', 'cached', 'environment', 'reproduce', 'run_and_save', 'make_parser', 'main']
+           'claim_code', 'Job', 'run_claim', 'cached', 'environment', 'reproduce', 'run_and_save', 'make_parser',
+           'main']
 
 # %% ../nbs/32_cli.ipynb #e6065518
 def claim_lines(claims: dict) -> list[str]:
@@ -44,12 +45,14 @@ def check_names(names, claims: dict, broken: dict | None = None) -> list[str]:
             raise ValueError(f"unknown claim {n!r}; choose from: {', '.join(claims)}{hint}")
     return list(dict.fromkeys(names))
 
+# %% ../nbs/32_cli.ipynb #895fd6b7
 def check_device(device: str) -> torch.device:
     "The device `device` names ('auto', 'cpu', 'cuda' or 'cuda:<i>'); CUDA must be available if asked for."
     if device not in DEVICES and not str(device).startswith('cuda:'):
         raise ValueError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
     return default_device(device)
 
+# %% ../nbs/32_cli.ipynb #8c18526d
 def check_out(out) -> Path:
     "Create `out` and write a file into it; a directory that cannot be written is a `ValueError`, now."
     out = Path(out)
@@ -60,11 +63,13 @@ def check_out(out) -> Path:
         raise ValueError(f"cannot write the results to {str(out)!r}: {e.strerror or e}") from None
     return out
 
+# %% ../nbs/32_cli.ipynb #3257d041
 def check_counts(**counts):
     "Each of `counts` that is not None must be a positive integer; the first that is not is a `ValueError` naming it."
     for k, v in counts.items():
         if v is not None and (not isinstance(v, int) or v < 1): raise ValueError(f"{k} must be a positive integer, got {v!r}")
 
+# %% ../nbs/32_cli.ipynb #74e65d6b
 def check_args(names, scale, out, device, seeds, steps=None, threads=None, jobs=None) -> tuple[list[str], torch.device, Path]:
     "Validate everything `reproduce` takes (and the run store's folder); returns the claim names, the device and the output directory."
     runs_dir()
@@ -89,33 +94,51 @@ def claim_code(c) -> str | None:
     pkg = Path(sys.modules['bn_course'].__file__).parent
     h = hashlib.sha1(Path(f).read_bytes())
     for p in sorted(pkg.rglob('*.py')):
-        if p.name != '_modidx.py': h.update(p.relative_to(pkg).as_posix().encode()); h.update(p.read_bytes())
+        if p.name != '_modidx.py':
+            h.update(p.relative_to(pkg).as_posix().encode())
+            h.update(p.read_bytes())
     return h.hexdigest()[:12]
 
-def run_claim(c, scale: str, seeds: int | None, device, steps: int | None = None) -> dict:
-    "Run claim `c`; its `ClaimResult` as a dict (figures under `figures`) with a `meta` entry, or the error."
+# %% ../nbs/32_cli.ipynb #7fc5ce38
+@dataclass(frozen=True)
+class Job:
+    "The settings of one `reproduce`, carried whole from the command line to each claim it runs, in any worker process."
+    scale: str = 'cpu'
+    seeds: int | None = None          # seeds 0..N-1; None: the scale's
+    device: str = 'cpu'
+    steps: int | None = None          # a shorter budget: smoke runs only, no verdicts
+    threads: int = 1                  # torch CPU threads per process
+    out: Path = Path('bn_course_out')
+
+    def options(self) -> Options:
+        "The `Options` every claim of this job runs with."
+        return options(self.scale, seeds=None if self.seeds is None else tuple(range(self.seeds)), device=self.device, steps=self.steps)
+
+# %% ../nbs/32_cli.ipynb #1b6358c9
+def run_claim(c, job: Job) -> dict:
+    "Run claim `c` as `job` says; its `ClaimResult` as a dict (figures under `figures`) with a `meta` entry, or the error."
     t0 = time.perf_counter()
     try:
-        r = c.run(scale=scale, seeds=None if seeds is None else tuple(range(seeds)), device=str(device), steps=steps)
+        r = c.run(job.options())
         res, status = dict(r.to_json(), figures=r.plots), 'ok'
     except Exception as e:
         res, status = dict(error=f'{type(e).__name__}: {e}', traceback=traceback.format_exc()), 'failed'
     res['meta'] = dict(claim=c.name, figures=c.figures, statement=c.statement, status=status, source=source_hash(),
-                       claim_code=claim_code(c), torch=torch.__version__, scale=scale,
-                       seeds=seeds, steps=steps, device=str(device), threads=torch.get_num_threads(),
+                       claim_code=claim_code(c), torch=torch.__version__, scale=job.scale,
+                       seeds=job.seeds, steps=job.steps, device=job.device, threads=torch.get_num_threads(),
                        duration_s=time.perf_counter() - t0,
                        finished=datetime.now(timezone.utc).isoformat(timespec='seconds'))
     return res
 
-def cached(out, name: str, scale: str, seeds: int | None, steps: int | None = None, threads: int | None = None) -> dict | None:
-    """The saved result of `name` in `out` if it succeeded with this code (the run store's source hash, the claim's
-    module) and torch version, at the same scale, seeds, steps and CPU threads; else None."""
-    r = load_result(out, name)
+# %% ../nbs/32_cli.ipynb #b6a2a0e9
+def cached(name: str, job: Job) -> dict | None:
+    """The saved result of `name` in `job.out` if it succeeded with this code (the run store's source hash, the claim's
+    module) and torch version, at the job's scale, seeds, steps and CPU threads; else None."""
+    r = load_result(job.out, name)
     m = (r or {}).get('meta', {})
     same = m.get('source') == source_hash() and m.get('torch') == torch.__version__ and name in CLAIMS
     same = same and m.get('claim_code') == claim_code(CLAIMS[name])
-    same = same and m.get('scale') == scale and m.get('seeds') == seeds and m.get('steps') == steps
-    same = same and m.get('threads') == default_threads(scale, threads)
+    same = same and (m.get('scale'), m.get('seeds'), m.get('steps'), m.get('threads')) == (job.scale, job.seeds, job.steps, job.threads)
     return r if m.get('status') == 'ok' and same else None
 
 # %% ../nbs/32_cli.ipynb #e02b7ad3
@@ -128,11 +151,12 @@ def environment(device) -> dict:
     if torch.device(device).type == 'cuda': d['gpu'] = torch.cuda.get_device_name(device)
     return d
 
+# %% ../nbs/32_cli.ipynb #6e7ec630
 def _close(fig):
     import matplotlib.pyplot as plt
     plt.close(fig)
 
-def reproduce(names=None, scale: str = 'cpu', out='bn_course_out', device: str = 'auto', seeds: int | None = None,
+def reproduce(names=None, *, scale: str = 'cpu', out='bn_course_out', device: str = 'auto', seeds: int | None = None,
               force: bool = False, progress: bool | None = None, log=tqdm.write, steps: int | None = None,
               threads: int | None = None, jobs: int | None = None) -> dict:
     """Run the claims `names` (all if empty) at `scale`; write figures, `results.json`, `report.md` and `readme_table.md` to `out`.
@@ -141,32 +165,38 @@ def reproduce(names=None, scale: str = 'cpu', out='bn_course_out', device: str =
     `jobs`: processes running claims side by side, one claim module per process (default `default_jobs`)."""
     names, dev, out = check_args(names, scale, out, device, seeds, steps, threads, jobs)
     with torch_threads(default_threads(scale, threads)) as n:
-        return _reproduce(names, scale, out, dev, seeds, force, progress, log, steps, n, default_jobs(scale, dev, jobs))
+        return _reproduce(names, Job(scale, seeds, str(dev), steps, n, out), force, progress, log, default_jobs(scale, dev, jobs))
 
-def run_and_save(names: list, scale: str, seeds, device, steps, out, threads: int, worker: bool = False) -> list[dict]:
-    """Run the claims `names` one after the other with `threads` CPU threads, saving each in `out`; the saved results.
+# %% ../nbs/32_cli.ipynb #e38aee50
+def run_and_save(names: list, job: Job, worker: bool = False) -> list[dict]:
+    """Run the claims `names` one after the other as `job` says, saving each in `job.out`; the saved results.
     A `worker` process shows no progress bars of its own (they would overwrite each other's and the claims bar)."""
     if worker: os.environ['BN_COURSE_QUIET'] = '1'
     if 'matplotlib.pyplot' not in sys.modules:
-        import matplotlib; matplotlib.use('Agg')         # in a worker process: figures are saved, never shown
+        import matplotlib  # in a worker process: figures are saved, never shown
+        matplotlib.use('Agg')
     claims, rs = load_claims()[0], []
-    with torch_threads(threads):
+    with torch_threads(job.threads):
         for name in names:
-            res = run_claim(claims[name], scale, seeds, device, steps)
-            rs.append(save_result(res, out, name))
+            res = run_claim(claims[name], job)
+            rs.append(save_result(res, job.out, name))
             for f in res.get('figures', []): _close(f)
     return rs
 
-def _reproduce(names, scale, out, dev, seeds, force, progress, log, steps, threads, jobs) -> dict:
+def _reproduce(names, job: Job, force, progress, log, jobs) -> dict:
+    scale, out, seeds, steps, threads, dev = job.scale, job.out, job.seeds, job.steps, job.threads, torch.device(job.device)
     _, broken = load_claims()
     for mod, err in broken.items(): log(f'warning: claim module {mod} failed to import: {err}')
     if progress is None: progress = not os.environ.get('IN_TEST')
     t0, results, todo = time.perf_counter(), {}, []
     for name in names:
-        r = None if force else cached(out, name, scale, seeds, steps, threads)
-        if r is None: todo.append(name); continue
+        r = None if force else cached(name, job)
+        if r is None:
+            todo.append(name)
+            continue
         log(f'{name}: read back from {out/name}.json (same code, scale, seeds, steps, threads; --force recomputes)')
-        r['meta']['resumed'] = True; results[name] = r
+        r['meta']['resumed'] = True
+        results[name] = r
     groups = {}                                          # claims of one module share their runs: keep them together
     for name in todo: groups.setdefault(CLAIMS[name].module, []).append(name)
     groups = sorted(groups.values(), key=len, reverse=True)
@@ -174,19 +204,24 @@ def _reproduce(names, scale, out, dev, seeds, force, progress, log, steps, threa
     bar = tqdm(total=len(names), initial=len(names) - len(todo), desc='claims', unit='claim', disable=not progress)
     def finished(rs):
         for r in rs:
-            n = r['meta']['claim']; r['meta']['resumed'] = False; results[n] = r; bar.update(1)
+            n = r['meta']['claim']
+            r['meta']['resumed'] = False
+            results[n] = r
+            bar.update(1)
             log(f"{n}: {verdict_of(r)} ({r['meta']['duration_s']:.1f} s)" + (f": {r['error']}" if 'error' in r else ''))
     where = f'{scale} scale on {dev}' + ('' if dev.type == 'cuda' else f' ({threads} CPU thread(s) per process)')
     if jobs == 1:
         for name in todo:
-            bar.set_postfix_str(name); log(f'{name}: running at {where} ...')
-            finished(run_and_save([name], scale, seeds, dev, steps, out, threads))
+            bar.set_postfix_str(name)
+            log(f'{name}: running at {where} ...')
+            finished(run_and_save([name], job))
     else:
         log(f"running {len(todo)} claims in {jobs} processes at {where}, one claim module per process: "
             + '; '.join(', '.join(g) for g in groups))
-        work = importlib.import_module('bn_course.cli').run_and_save    # by its module's name, wherever this runs from
+        pkg = importlib.import_module('bn_course.cli')          # by its module's name, wherever this runs from
+        work, job = pkg.run_and_save, pkg.Job(**asdict(job))
         with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context('spawn')) as ex:
-            for f in as_completed([ex.submit(work, g, scale, seeds, dev, steps, out, threads, True) for g in groups]):
+            for f in as_completed([ex.submit(work, g, job, True) for g in groups]):
                 finished(f.result())
     bar.close()
     results = dict(config=dict(source=source_hash(), scale=scale, scale_settings=asdict(get_scale(scale)), seeds=seeds, steps=steps, threads=threads,
@@ -237,9 +272,11 @@ def make_parser() -> argparse.ArgumentParser:
                        'as the notebooks measured; all cores at the paper scale)')
     return p
 
+# %% ../nbs/32_cli.ipynb #7b80e328
 def main(argv=None) -> int:
     "Entry point of `bn-course`; returns the exit status."
-    p = make_parser(); a = p.parse_args(argv)
+    p = make_parser()
+    a = p.parse_args(argv)
     if a.cmd is None: p.error('choose a command: list, reproduce, bench, runs or report')
     if a.cmd == 'list':
         claims, broken = load_claims()
@@ -262,17 +299,19 @@ def main(argv=None) -> int:
               f" from {len(res['claims'])} claim(s) in {Path(a.out)/'results.json'}")
         return 0
     if 'matplotlib.pyplot' not in sys.modules:
-        import matplotlib; matplotlib.use('Agg')         # figures are saved, never shown
+        import matplotlib  # figures are saved, never shown
+        matplotlib.use('Agg')
     try:
         if a.cmd == 'bench':
-            check_device(a.device); runs_dir()
+            check_device(a.device)
+            runs_dir()
             check_counts(repeats=a.repeats, threads=a.threads)
         else: check_args(a.only, a.scale, a.out, a.device, a.seeds, a.steps, a.threads, a.jobs)
     except ValueError as e: a.parser.error(str(e))   # prints usage and the message, exits with 2
     if a.cmd == 'bench':
         bench(a.scale, a.device, a.repeats, a.out, threads=a.threads)
         return 0
-    res = reproduce(a.only, a.scale, a.out, a.device, a.seeds, a.force, steps=a.steps, threads=a.threads, jobs=a.jobs)
+    res = reproduce(a.only, scale=a.scale, out=a.out, device=a.device, seeds=a.seeds, force=a.force, steps=a.steps, threads=a.threads, jobs=a.jobs)
     failed = [n for n, r in res['claims'].items() if r['meta']['status'] != 'ok'] + list(res['broken_modules'])
     for n, r in res['claims'].items(): print(f'{n:<24} {verdict_of(r)}')
     return 1 if failed else 0

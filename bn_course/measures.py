@@ -8,17 +8,27 @@ import math
 import numpy as np
 
 # %% auto #0
-__all__ = ['DRIFT_STARTS', 'final_acc', 'final_test_acc', 'steps_to', 'worst', 'ratio', 'drifts', 'run_moments', 'unit_drifts']
+__all__ = ['DRIFT_STARTS', 'final_acc', 'final_loss', 'final_test_acc', 'steps_to', 'worst', 'ratio', 'drifts', 'run_moments',
+           'unit_drifts']
 
 # %% ../nbs/07_measures.ipynb #ca3cd1b4
 def final_acc(h, last: int = 20) -> float:
     "Mean training accuracy of `History` `h` over the last `last` steps; NaN for a diverged run."
     return math.nan if h.diverged else h.final('acc', last)
 
+# %% ../nbs/07_measures.ipynb #1795431f
+def final_loss(h, last: int = 20, diverged: float = math.nan) -> float:
+    "Mean training loss of `h` (a `History`, or anything with `loss` and `diverged`) over its last `last` steps; `diverged` for a diverged run."
+    if h.diverged: return diverged
+    v = h.loss[-last:]
+    return float(np.mean(v)) if len(v) else math.nan
+
+# %% ../nbs/07_measures.ipynb #79984751
 def final_test_acc(h) -> float:
     "Test accuracy at the end of training (the last evaluation); NaN for a diverged run."
     return h.test_acc[-1] if h.test_acc and not h.diverged else math.nan
 
+# %% ../nbs/07_measures.ipynb #a8d8d71a
 def steps_to(h, level: float = 0.5, window: int = 20) -> float:
     "First step at which the `window`-step running mean of training accuracy reaches `level` (inf if never)."
     a = np.asarray(h.acc, float)
@@ -61,6 +71,7 @@ def run_moments(run, layer: int) -> np.ndarray:
                          + ('' if run.moments else ' (activations are recorded at the paper\'s learning rate only, `PAPER_LR`)'))
     return np.asarray(run.moments[layer], float)
 
+# %% ../nbs/07_measures.ipynb #21e2af5e
 def unit_drifts(run, layer: int, start: float = 0.) -> dict:
     """`drifts` of each sampled single activation of `layer` in `run` (batch mean and sd at every step), averaged over the
     activations; measured from the step `start` (a fraction of training) on, 0 being the first step."""

@@ -29,6 +29,7 @@ def norm_label(norm: str) -> str:
     "The course's name for normalization `norm` (the kind itself if it has none)."
     return NORM_STYLE.get(norm, {}).get('label', norm)
 
+# %% ../nbs/06_plots.ipynb #0dcd1c10
 def norm_colors(norms=None) -> dict:
     "`{label: colour}` for `norms` (all if None), the form `plot_curves`' `colors` takes."
     return {s['label']: s['color'] for n, s in NORM_STYLE.items() if norms is None or n in norms}
@@ -39,9 +40,11 @@ def smooth(y, window: int = 1) -> np.ndarray:
     y = np.asarray(y, dtype=float)
     if window <= 1 or len(y) == 0: return y.copy()
     ok = np.isfinite(y)
-    c = np.cumsum(np.where(ok, y, 0.)); n = np.cumsum(ok)
+    c = np.cumsum(np.where(ok, y, 0.))
+    n = np.cumsum(ok)
     c, n = np.r_[0., c], np.r_[0, n]
-    i = np.arange(1, len(y) + 1); j = np.maximum(i - window, 0)
+    i = np.arange(1, len(y) + 1)
+    j = np.maximum(i - window, 0)
     cnt = n[i] - n[j]
     out = np.where(cnt > 0, (c[i] - c[j]) / np.maximum(cnt, 1), np.nan)
     out[~ok] = np.nan
@@ -131,7 +134,8 @@ def plot_ridge(steps, samples, ax: Axes | None = None, bins: int = 40, overlap: 
     allv = np.concatenate([vals[i][np.isfinite(vals[i])] for i in idx])
     lo, hi = lim if lim is not None else (np.percentile(allv, [0.5, 99.5]) if len(allv) else (-1, 1))
     if hi <= lo: lo, hi = lo - 1, hi + 1
-    edges = np.linspace(lo, hi, bins + 1); mids = (edges[:-1] + edges[1:]) / 2
+    edges = np.linspace(lo, hi, bins + 1)
+    mids = (edges[:-1] + edges[1:]) / 2
     for r, i in enumerate(idx):
         h, _ = np.histogram(np.clip(vals[i], lo, hi), edges)
         h = h / max(h.max(), 1) * overlap
@@ -148,6 +152,7 @@ def percentiles(samples, q=(5, 25, 50, 75, 95)) -> np.ndarray:
     "Percentiles `q` of each entry of `samples`: an array `[len(samples), len(q)]`."
     return np.stack([np.nanpercentile(v, q) if np.isfinite(v).any() else np.full(len(q), np.nan) for v in _values(samples)])
 
+# %% ../nbs/06_plots.ipynb #874fea7f
 def plot_percentiles(steps, samples, ax: Axes | None = None, title: str = '', ylabel: str = 'activation value',
                      color='C0', label: str | None = None) -> Axes:
     "Median of each step's `samples` with shaded 25-75% and 5-95% bands, against `steps`."
@@ -181,5 +186,7 @@ def plot_readings(readings: dict, bar: float, title: str = '', xlabel: str = 'va
     ax.axvline(bar, color='0.5', ls='--', label=f'the bar: {bar:g}')
     ax.set(yticks=range(len(names)), yticklabels=names, xlabel=xlabel, title=title, ylim=(len(names) - 0.5, -0.5))
     if log: ax.set_xscale('log')
-    ax.legend(fontsize='small', loc='best'); ax.figure.tight_layout(); plt.close(ax.figure)
+    ax.legend(fontsize='small', loc='best')
+    ax.figure.tight_layout()
+    plt.close(ax.figure)
     return ax.figure

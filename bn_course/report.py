@@ -44,6 +44,7 @@ def trained_line(table: list[dict]) -> str:
     return '; '.join(f"{a} {n} lr {lr:g} {q.replace('_', ' ')} "
                      + '/'.join(fmt(q, v) for (k, s), v in last.items() if k == (a, n, lr, q)) for a, n, lr, q in nets)
 
+# %% ../nbs/30_report.ipynb #5a7e26ba
 def report_md(results: dict) -> str:
     "The Markdown report of a `reproduce` run."
     cfg, env = results['config'], results['environment']
@@ -55,7 +56,8 @@ def report_md(results: dict) -> str:
            f" python {env['python']}. Total {results['duration_s']:.0f} s.\n",
            '| claim | paper | verdict | our numbers | time |', '|---|---|---|---|---|']
     for n, r in results['claims'].items():
-        m = r['meta']; t = f"{m['duration_s']:.0f} s" + (' (read back)' if m.get('resumed') else '')
+        m = r['meta']
+        t = f"{m['duration_s']:.0f} s" + (' (read back)' if m.get('resumed') else '')
         out.append(f"| [{n}](#{n}) | {_cell(m['figures'])} | {verdict_of(r)} | {_cell(r.get('summary', r.get('error', '')))} | {t} |")
     for mod, err in results['broken_modules'].items():
         out.append(f"| {mod} | | failed to import | {_cell(err)} | |")
@@ -72,6 +74,7 @@ def report_md(results: dict) -> str:
         out += [f"![{n} figure {i}]({f})\n" for i, f in enumerate(r.get('figure_files', []))]
     return '\n'.join(out) + '\n'
 
+# %% ../nbs/30_report.ipynb #5b0b60a2
 def readme_table(results: dict) -> str:
     """README's verdict table (claim, verdict, the summary line, and where it departs from the paper, why, from the claim's
     ablation) from a `reproduce` run's results, so the table cannot drift from a run."""
@@ -83,6 +86,7 @@ def readme_table(results: dict) -> str:
 # %% ../nbs/30_report.ipynb #57309cd2
 def markers(block: str = 'verdicts') -> tuple[str, str]: return f'<!-- {block} -->', f'<!-- /{block} -->'
 
+# %% ../nbs/30_report.ipynb #a827c655
 def _replace(text: str, new: str, block: str) -> str | None:
     a, b = markers(block)
     if a not in text or b not in text: return None
@@ -91,12 +95,16 @@ def _replace(text: str, new: str, block: str) -> str | None:
 def update_block(new: str, path, block: str = 'verdicts') -> bool:
     """Put `new` between the `markers(block)` of a Markdown file or of a notebook's markdown cell; whether the file
     changed. Missing markers are an error naming them."""
-    p = Path(path); text = p.read_text()
+    p = Path(path)
+    text = p.read_text()
     if p.suffix == '.ipynb':
         nb = json.loads(text)
         for c in nb['cells']:
-            s = ''.join(c['source']); r = _replace(s, new, block) if c['cell_type'] == 'markdown' else None
-            if r is not None: c['source'] = r.splitlines(keepends=True); break
+            s = ''.join(c['source'])
+            r = _replace(s, new, block) if c['cell_type'] == 'markdown' else None
+            if r is not None:
+                c['source'] = r.splitlines(keepends=True)
+                break
         else: r = None
         out = json.dumps(nb, indent=1, ensure_ascii=False) + '\n' if r is not None else None
     else: out = _replace(text, new, block)
@@ -104,10 +112,12 @@ def update_block(new: str, path, block: str = 'verdicts') -> bool:
     if out != text: p.write_text(out)
     return out != text
 
+# %% ../nbs/30_report.ipynb #d27a471d
 def update_readme(table: str, readme='README.md') -> bool:
     "Put README's verdict `table` between its `verdicts` markers; whether the file changed."
     return update_block(table, readme, 'verdicts')
 
+# %% ../nbs/30_report.ipynb #c5fd3622
 def readme_problems(results: dict, claims, source: str) -> list[str]:
     """Why `results` cannot be README's table (none: it can). README states the course: every claim of `claims`, at
     the default steps and seeds, by the code whose source hash is `source`."""
@@ -123,6 +133,7 @@ def readme_problems(results: dict, claims, source: str) -> list[str]:
     if cfg.get('scale') != 'cpu': ps.append(f"it ran at the {cfg.get('scale')!r} scale; README reports the 'cpu' scale")
     return ps
 
+# %% ../nbs/30_report.ipynb #91da12bd
 def report(out='bn_course_out', readme=None, claims=None) -> dict:
     """Rebuild `report.md` and `readme_table.md` in `out` from its `results.json`; with `readme`, put the table in that
     file too, if `readme_problems` finds none against `claims` (default: every registered claim): a `ValueError` if it does."""
@@ -130,7 +141,8 @@ def report(out='bn_course_out', readme=None, claims=None) -> dict:
     if not p.exists(): raise ValueError(f"no {p}: run `bn-course reproduce --out {out}` first")
     results = json.loads(p.read_text())
     (Path(out)/'report.md').write_text(report_md(results))
-    table = readme_table(results); (Path(out)/'readme_table.md').write_text(table)
+    table = readme_table(results)
+    (Path(out)/'readme_table.md').write_text(table)
     if readme is None: return results
     ps = readme_problems(results, list(load_claims()[0]) if claims is None else claims, source_hash())
     if ps: raise ValueError(f"{readme} left as it was: {p} cannot be its verdict table: {'; '.join(ps)}. README needs a "

@@ -9,7 +9,7 @@ import numpy as np
 import matplotlib.pyplot as plt
 
 from .checks import Check, ClaimResult, learns_check
-from .store import grid_runs
+from .store import grid_runs, Options, options
 from .measures import worst, ratio
 from .plots import NORM_STYLE, norm_label, grid
 
@@ -32,6 +32,7 @@ def probe_measures(p: dict) -> dict:
     lr_, gc = p['loss'].max(1) - p['loss'].min(1), p['grad_diff'].max(1)
     return dict(loss_range=lr_, grad_change=gc, beta=p['beta'], loss_range_per_length=lr_/step, grad_change_per_length=gc/step)
 
+# %% ../nbs/08_smoothness.ipynb #e928660a
 def _window(p, steps, window):
     s = p['steps']; return (s >= window[0]*steps) & (s < window[1]*steps)
 
@@ -58,11 +59,13 @@ def relative_change(p: dict) -> np.ndarray:
     "`grad_diff / ||g||` per measurement and probe."
     return p['grad_diff'] / p['grad_norm'][:, None]
 
+# %% ../nbs/08_smoothness.ipynb #c62dd9ea
 def predictive_range(p: dict, lr: float, tol: float = 1.0) -> np.ndarray:
     "Per measurement: the largest probed step size / lr up to which the relative gradient change stays <= `tol`."
     ok = np.cumprod(relative_change(p) <= tol, axis=1).astype(bool)
     return np.array([p['etas'][row].max()/lr if row.any() else 0. for row in ok])
 
+# %% ../nbs/08_smoothness.ipynb #750aa3e8
 def median_predictive_range(runs: list) -> float:
     "Median of `predictive_range` over every gradient measurement of `runs` (the seeds of one network)."
     return float(np.median(np.concatenate([predictive_range(r.landscape['gradient'], r.spec['lr']) for r in runs])))
@@ -101,6 +104,7 @@ def landscape_table(st: dict) -> list[dict]:
                                          seeds=seed_ratios(runs[base], runs[n], m, d, win, how)))
     return rows
 
+# %% ../nbs/08_smoothness.ipynb #d589324b
 def show_table(rows: list[dict], norm: str = 'batch', how: str = 'geo'):
     "Print the rows of `landscape_table` for `norm`: baseline/other per seed, over training and over the first quarter."
     print(f"{'direction':9} {'measure':24} {'over training, per seed':>26} {'first quarter, per seed':>26}")
@@ -127,6 +131,7 @@ def ratio_readings(res: ClaimResult, norm: str = 'batch') -> dict:
                 random={(m, how): min(ratio_seeds(R, m, 'random', 'all', how, norm)) for m in (*LANDSCAPE_MEASURES,
                         'loss_range_per_length', 'grad_change_per_length') for how in ('geo', 'mean')})
 
+# %% ../nbs/08_smoothness.ipynb #f8991716
 def readings_why(res: ClaimResult, norm: str = 'batch') -> str:
     "Why the VGG's 'two orders early' and 'random directions alike' depart, or not: every reading of the ratios, worst seed."
     rr, base = ratio_readings(res, norm), norm_label('none')
@@ -141,17 +146,19 @@ def probe_blowup(st: dict, direction: str = 'gradient') -> dict:
     def one(p): return float(np.nanmax(p['loss'] / p['loss0'][:, None])) if len(p.get('loss', ())) else math.nan   # diverged before a probe
     return {n: [one(r.landscape[direction]) for r in rs] for n, rs in st['runs'].items()}
 
+# %% ../nbs/08_smoothness.ipynb #10dbe431
 def counted(checks: list[Check]) -> tuple[int, int]:
     "(passed, counted) among a claim's own checks: not skipped, not the `learns-*` regime checks."
     own = [c for c in checks if not c.skip and not c.id.startswith('learns-')]
     return sum(bool(c.passed) for c in own), len(own)
 
 # %% ../nbs/08_smoothness.ipynb #40443268
-def earlier_reading(st: dict, scale='cpu', seeds=None, device=None, steps=None) -> dict:
+def earlier_reading(st: dict, o: Options | None = None, **settings) -> dict:
     "The DLN landscape study at lr/10 under `dln_loss` ($L_\\text{sum}$), which is the earlier reading $L_\\text{sum}/10$ at lr: checks and probe blow-up."
-    old = grid_runs('dln', st['norms'], st['lr'] / 10, scale=scale, seeds=seeds, device=device, steps=steps)
+    old = grid_runs('dln', st['norms'], st['lr'] / 10, o)
     return dict(lr=old['lr'], checks={c.id: [c.value, c.passed] for c in landscape_checks(old)}, blowup=probe_blowup(old))
 
+# %% ../nbs/08_smoothness.ipynb #cc1727db
 def reading_why(res: ClaimResult, now_blowup: dict, old: dict) -> str:
     "One line: how the DLN verdict moves between $L_\\text{sum}$ and the earlier reading $L_\\text{sum}/10$."
     (k, n), k0 = counted(res.checks), sum(p for i, (v, p) in old['checks'].items() if not i.startswith('learns-'))
@@ -169,7 +176,8 @@ def _band(ax, runs, key, direction, color, label, log):
     lo, hi = np.nanmin(v, axis=(0, 2)), np.nanmax(v, axis=(0, 2))
     if log: lo = np.where(lo > 0, lo, np.nan)
     ax.fill_between(s, lo, hi, color=color, alpha=0.35, lw=0, label=label)
-    ax.plot(s, lo, color=color, lw=0.6); ax.plot(s, hi, color=color, lw=0.6)
+    ax.plot(s, lo, color=color, lw=0.6)
+    ax.plot(s, hi, color=color, lw=0.6)
 
 def seed_geomean(runs, f, direction: str = 'gradient'):
     "Geometric mean over seeds of `f(measurements)` and its steps (up to the shortest run)."
@@ -177,6 +185,7 @@ def seed_geomean(runs, f, direction: str = 'gradient'):
     v = np.stack([np.maximum(f(r.landscape[direction])[:n], 1e-30) for r in runs])
     return runs[0].landscape[direction]['steps'][:n], np.exp(np.nanmean(np.log(v), 0))
 
+# %% ../nbs/08_smoothness.ipynb #6d9ea073
 def plot_landscape(st: dict, title: str = '', direction: str = 'gradient', log_loss: bool = False) -> plt.Figure:
     "Fig 4 / Fig 10: loss range, gradient-change range and effective beta over training, one colour per norm."
     fig, axs = grid(3, ncols=3, size=(4.6, 3.4), title=title)
@@ -189,7 +198,9 @@ def plot_landscape(st: dict, title: str = '', direction: str = 'gradient', log_l
     axs[0].set(title='(a) loss landscape', ylabel=f'loss along the step, min..max{sd}', yscale='log' if log_loss else 'linear')
     axs[1].set(title='(b) gradient predictiveness', ylabel='l2 change of the gradient', yscale='log')
     axs[2].set(title='(c) effective beta-smoothness', ylabel='max ||dg|| / ||eta g||', yscale='log')
-    for a in axs: a.set_xlabel('training step'); a.legend(fontsize='small')
-    fig.tight_layout(); plt.close(fig)
+    for a in axs:
+        a.set_xlabel('training step')
+        a.legend(fontsize='small')
+    fig.tight_layout()
+    plt.close(fig)
     return fig
-

@@ -19,11 +19,11 @@ from .data import data_dir
 from .train import Callback, Measure, History
 from .setups import run_vgg, get_scale
 from .store import stored_run
-from .measures import steps_to
+from .measures import steps_to, final_loss
 from .plots import NORM_STYLE, norm_label
 
 # %% auto #0
-__all__ = ['NORMS', 'LRS', 'LABELS', 'COLORS', 'STORE_LRS', 'variants', 'nearest_lr', 'Run', 'StepRecorder', 'probe_beta',
+__all__ = ['NORMS', 'LRS', 'LABELS', 'COLORS', 'STORE_LRS', 'variants', 'nearest_lr', 'RunCurves', 'StepRecorder', 'probe_beta',
            'train_variants', 'draw', 'png', 'sweep_path', 'sweep', 'draw_sweep', 'from_store', 'store_sweep', 'budget',
            'has_frontend', 'Playground', 'lr_playground']
 
@@ -44,7 +44,7 @@ def nearest_lr(lr: float, lrs=LRS) -> float:
 
 # %% ../nbs/20_playground.ipynb #69bcf9ab
 @dataclass
-class Run:
+class RunCurves:
     "One training run as the playground draws it: per-step loss and accuracy, effective beta, divergence."
     norm: str
     lr: float
@@ -58,11 +58,10 @@ class Run:
     def diverged(self) -> bool: return self.diverged_at is not None
 
     def final_loss(self, last: int = 10) -> float:
-        "Mean training loss of the last `last` steps; NaN if the run diverged."
-        v = [x for x in self.loss[-last:] if math.isfinite(x)]
-        return math.nan if self.diverged or not v else float(np.mean(v))
+        "Mean training loss of the last `last` steps (`measures.final_loss`); NaN if the run diverged."
+        return final_loss(self, last)
 
-    def finish(self, h: History) -> Run:
+    def finish(self, h: History) -> RunCurves:
         "Take the final loss, accuracy and divergence step from `train`'s history."
         self.loss, self.acc, self.diverged_at = list(h.loss), list(h.acc), h.diverged_at
         return self
@@ -70,7 +69,7 @@ class Run:
 # %% ../nbs/20_playground.ipynb #91b8cbec
 class StepRecorder(Callback):
     "Record each step's training loss and accuracy in `run` while `train` runs; call `on_update()` every `every` steps."
-    def __init__(self, run: Run, every: int = 10, on_update=None, loss_fn=F.cross_entropy):
+    def __init__(self, run: RunCurves, every: int = 10, on_update=None, loss_fn=F.cross_entropy):
         self.run, self.every, self.on_update, self.loss_fn = run, max(1, every), on_update, loss_fn
     def before_fit(self, model): self.hook = model.register_forward_hook(self._keep)
     def before_step(self, step, model): self.out = None
@@ -96,14 +95,14 @@ def probe_beta():
 
 # %% ../nbs/20_playground.ipynb #422a4914
 def train_variants(norm: str, lr: float, steps: int, scale='cpu', seed: int = 0, beta='probe',
-                   beta_every: int | None = None, on_update=None, every: int | None = None) -> dict[str, Run]:
-    "Train `norm` and the runs without normalization and with BatchNorm at `lr`; returns `{norm: Run}`."
+                   beta_every: int | None = None, on_update=None, every: int | None = None) -> dict[str, RunCurves]:
+    "Train `norm` and the runs without normalization and with BatchNorm at `lr`; returns `{norm: RunCurves}`."
     if beta == 'probe': beta = probe_beta()
     every = every or max(1, steps // 10)
     runs = {}
     update = (lambda: on_update(runs)) if on_update else None
     for n in variants(norm):
-        r = runs[n] = Run(n, lr)
+        r = runs[n] = RunCurves(n, lr)
         cbs = [StepRecorder(r, every, update)]
         if beta:
             m = Measure(lambda model, xb, yb: beta(model, xb, yb, lr), every=beta_every or max(5, steps // 10), name='beta')
@@ -124,13 +123,13 @@ def _smooth(v, k: int = 10):
     out[~np.isfinite(v)] = np.nan
     return out
 
-def _mark_divergence(ax, r: Run):
+def _mark_divergence(ax, r: RunCurves):
     ax.plot([r.diverged_at], [0.95], 'x', color=COLORS[r.norm], ms=10, mew=2.5, transform=ax.get_xaxis_transform(), clip_on=False)
 
-def _label(r: Run) -> str:
+def _label(r: RunCurves) -> str:
     return LABELS[r.norm] + (f' (diverged at step {r.diverged_at})' if r.diverged else '')
 
-def draw(runs: dict[str, Run], lr: float, steps: int | None = None, title: str | None = None) -> Figure:
+def draw(runs: dict[str, RunCurves], lr: float, steps: int | None = None, title: str | None = None) -> Figure:
     "Training loss, accuracy and effective beta over steps for each run in `runs`."
     fig = Figure(figsize=(12, 3.6))
     axl, axa, axb = fig.subplots(1, 3, gridspec_kw=dict(left=.07, right=.99, bottom=.14, top=.82, wspace=.3))
@@ -140,7 +139,9 @@ def draw(runs: dict[str, Run], lr: float, steps: int | None = None, title: str |
         axl.plot(x, _smooth(r.loss), color=c, label=_label(r))
         axa.plot(x, _smooth(r.acc), color=c)
         if r.beta: axb.plot(r.beta_steps, r.beta, 'o-', color=c, ms=3)
-        if r.diverged: _mark_divergence(axl, r); _mark_divergence(axa, r)
+        if r.diverged:
+            _mark_divergence(axl, r)
+            _mark_divergence(axa, r)
     axl.set(xlabel='step', ylabel='training loss', yscale='log', title='training loss')
     axa.set(xlabel='step', ylabel='training accuracy (batch)', ylim=(0, 1), title='training accuracy')
     axb.set(xlabel='step', ylabel='effective beta', title='effective beta-smoothness')
@@ -155,7 +156,9 @@ def draw(runs: dict[str, Run], lr: float, steps: int | None = None, title: str |
 
 def png(fig: Figure, dpi: int = 80) -> bytes:
     "The figure as PNG bytes."
-    buf = io.BytesIO(); fig.savefig(buf, format='png', dpi=dpi); return buf.getvalue()
+    buf = io.BytesIO()
+    fig.savefig(buf, format='png', dpi=dpi)
+    return buf.getvalue()
 
 # %% ../nbs/20_playground.ipynb #baef3e30
 def _key(norm, lr): return f'{norm}@{lr:.6g}'
@@ -165,31 +168,34 @@ def sweep_path(scale='cpu', steps: int = 50, seed: int = 0) -> Path:
     return data_dir()/'playground'/f'sweep_{get_scale(scale).name}_{steps}steps_seed{seed}.json'
 
 def sweep(norms=NORMS, lrs=LRS, steps: int = 50, scale='cpu', seed: int = 0, path=None, progress: bool | None = None,
-          on_run=None) -> dict[tuple[str, float], Run]:
+          on_run=None) -> dict[tuple[str, float], RunCurves]:
     "A `steps`-step run for every `(norm, lr)`, trained once and cached as JSON; `on_run(done, todo)` after each."
     path = Path(path or sweep_path(scale, steps, seed))
-    done = {k: Run(**v) for k, v in json.loads(path.read_text()).items()} if path.exists() else {}
+    done = {k: RunCurves(**v) for k, v in json.loads(path.read_text()).items()} if path.exists() else {}
     todo = [(n, lr) for n in norms for lr in lrs if _key(n, lr) not in done]
     if progress is None: progress = not os.environ.get('IN_TEST')
     for i, (n, lr) in enumerate(tqdm(todo, desc='playground sweep', disable=not (progress and todo))):
         _, h = run_vgg(scale, n, lr, seed=seed, steps=steps, progress=False)
-        done[_key(n, lr)] = Run(n, lr).finish(h)
+        done[_key(n, lr)] = RunCurves(n, lr).finish(h)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps({k: asdict(r) for k, r in done.items()}))
         if on_run: on_run(i + 1, len(todo))
     return {(n, lr): done[_key(n, lr)] for n in norms for lr in lrs}
 
 # %% ../nbs/20_playground.ipynb #55a2d92b
-def draw_sweep(sw: dict[tuple[str, float], Run], lr: float, norm: str = 'batch') -> Figure:
+def draw_sweep(sw: dict[tuple[str, float], RunCurves], lr: float, norm: str = 'batch') -> Figure:
     "Curves at the grid point nearest `lr` for `norm` and its comparisons, and final loss vs learning rate for every norm in `sw`."
-    lrs = sorted({l for _, l in sw}); norms = list(dict.fromkeys(n for n, _ in sw))
+    lrs = sorted({l for _, l in sw})
+    norms = list(dict.fromkeys(n for n, _ in sw))
     g = nearest_lr(lr, lrs)
     runs = {n: sw[(n, g)] for n in variants(norm) if (n, g) in sw}
     steps = max(len(r.loss) for r in sw.values())
     fig = draw(runs, g, steps, title=f'instant mode: learning rate {g:.3g}, precomputed {steps}-step runs')
-    ax = fig.axes[2]; ax.clear()
+    ax = fig.axes[2]
+    ax.clear()
     for n in norms:
-        ls = [l for l in lrs if (n, l) in sw]; rs = [sw[(n, l)] for l in ls]     # a store sweep lacks some points
+        ls = [l for l in lrs if (n, l) in sw]  # a store sweep lacks some points
+        rs = [sw[(n, l)] for l in ls]
         ax.plot(ls, [r.final_loss() for r in rs], 'o-', color=COLORS[n], ms=3, label=LABELS[n])
         for l, r in zip(ls, rs):
             if r.diverged: ax.plot([l], [0.95], 'x', color=COLORS[n], ms=8, mew=2, transform=ax.get_xaxis_transform())
@@ -202,14 +208,14 @@ def draw_sweep(sw: dict[tuple[str, float], Run], lr: float, norm: str = 'batch')
 # %% ../nbs/20_playground.ipynb #e72b879b
 STORE_LRS = (0.01, 0.03, 0.1, 0.3, 0.5, 1.0, 3.0, 10.0)     # Fig 1's learning-rate sweep (`10_fig1`), in the store
 
-def from_store(r) -> Run:
-    "A store run (`05_experiments.Run`) as the playground draws it: its curves and its effective beta along the gradient."
+def from_store(r) -> RunCurves:
+    "A store run (`05a_setups.Run`) as the playground draws it: its curves and its effective beta along the gradient."
     h, g = r.history, r.landscape.get('gradient', {})
-    return Run(r.spec['norm'], r.spec['lr'], [float(v) for v in h.loss], [float(v) for v in h.acc],
+    return RunCurves(r.spec['norm'], r.spec['lr'], [float(v) for v in h.loss], [float(v) for v in h.acc],
                [int(s) for s in g.get('steps', [])], [float(b) for b in g.get('beta', [])], h.diverged_at)
 
-def store_sweep(scale='cpu', seed: int = 0, norms=NORMS, lrs=STORE_LRS, steps: int | None = None) -> dict[tuple[str, float], Run]:
-    "`{(norm, lr): Run}` of the VGG runs already in the run store at `scale`'s full length (or `steps`); trains nothing."
+def store_sweep(scale='cpu', seed: int = 0, norms=NORMS, lrs=STORE_LRS, steps: int | None = None) -> dict[tuple[str, float], RunCurves]:
+    "`{(norm, lr): RunCurves}` of the VGG runs already in the run store at `scale`'s full length (or `steps`); trains nothing."
     out = {}
     for n in norms:
         for lr in lrs:
@@ -268,26 +274,32 @@ class Playground(widgets.VBox):
         self.busy, self.refused, self.redraws, self._ended, self._drawn, self._cost = False, 0, 0, -math.inf, -math.inf, 0.
         self.button.on_click(self._on_click)
         self.instant.observe(self._on_instant, 'value')
-        self.lr.observe(self._on_setting, 'value'); self.norm.observe(self._on_setting, 'value')
+        self.lr.observe(self._on_setting, 'value')
+        self.norm.observe(self._on_setting, 'value')
         super().__init__([widgets.HBox([self.lr, self.norm]), widgets.HBox([self.steps, self.use_budget, self.button]),
                           widgets.HBox([self.instant, self.progress]), self.status, self.image])
         self.show(draw({}, self.lr.value, self.steps.value, title='press Train to train, or tick instant'))
 
     def show(self, fig: Figure, data: bytes | None = None):
         "Display `fig` (whose PNG is `data`, if already rendered) in the widget."
-        self.figure, self.image.value = fig, data or png(fig); self.redraws += 1
+        self.figure, self.image.value = fig, data or png(fig)
+        self.redraws += 1
         self._drawn = time.monotonic()
 
     def _live(self, runs, lr, steps):
         if time.monotonic() - self._drawn < max(self.redraw_every_s, 4 * self._cost): return
-        t0 = time.monotonic(); self.show(draw(runs, lr, steps)); self._cost = time.monotonic() - t0
+        t0 = time.monotonic()
+        self.show(draw(runs, lr, steps))
+        self._cost = time.monotonic() - t0
 
     def _say(self, msg): self.status.value = msg
 
-    def train(self) -> dict[str, Run] | None:
+    def train(self) -> dict[str, RunCurves] | None:
         "Train the current settings and their comparisons, redrawing as they go; None if a run is going."
         if self.busy:
-            self.refused += 1; self._say('<b>A run is already going</b>: wait for it to finish.'); return None
+            self.refused += 1
+            self._say('<b>A run is already going</b>: wait for it to finish.')
+            return None
         self.busy, self.button.disabled = True, True
         lr, norm, steps = self.lr.value, self.norm.value, self.steps.value
         t0 = time.perf_counter()
@@ -305,7 +317,9 @@ class Playground(widgets.VBox):
 
     def _on_click(self, _):
         if time.monotonic() - self._ended < self.refractory:
-            self.refused += 1; self._say('Ignored a click sent while the last run was going.'); return
+            self.refused += 1
+            self._say('Ignored a click sent while the last run was going.')
+            return
         self.train()
 
     def load_sweep(self):
@@ -332,7 +346,8 @@ class Playground(widgets.VBox):
         t0 = time.perf_counter()
         key = (self.norm.value, nearest_lr(self.lr.value))
         if key not in self._sweep_figs:
-            fig = draw_sweep(self.load_sweep(), *key[::-1]); self._sweep_figs[key] = fig, png(fig)
+            fig = draw_sweep(self.load_sweep(), *key[::-1])
+            self._sweep_figs[key] = fig, png(fig)
         self.show(*self._sweep_figs[key])
         self.redraw_seconds = time.perf_counter() - t0
         self._say(f'Instant mode: redrawn in {self.redraw_seconds*1000:.0f} ms from {self.sw_source}. Untick it to go back to training.')

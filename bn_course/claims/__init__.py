@@ -6,6 +6,9 @@
 from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
+import functools
+
+from ..store import Options, options
 
 # %% auto #0
 __all__ = ['CLAIMS', 'CLAIM_PACKAGE', 'Claim', 'claim_modules', 'claim', 'all_claims', 'load_claims', 'get_claim']
@@ -20,6 +23,7 @@ class Claim:
     run: Callable
     module: str = ''
 
+# %% ../../nbs/05e_claims.ipynb #811746bd
 CLAIMS: dict[str, Claim] = {}
 CLAIM_PACKAGE = 'bn_course.claims'    # one module per claim notebook (`default_exp claims.<name>`)
 
@@ -29,23 +33,31 @@ def claim_modules() -> list[str]:
     pkg = importlib.import_module(CLAIM_PACKAGE)
     return sorted(f'{CLAIM_PACKAGE}.{m.name}' for m in pkgutil.iter_modules(pkg.__path__))
 
+# %% ../../nbs/05e_claims.ipynb #ab152d08
 def claim(name: str, figures: str, statement: str):
-    """Decorator registering `run(scale, seeds, device, steps) -> ClaimResult` as the experiment of claim `name`.
-    A claim notebook that redefines a packaged claim (its cells run in `__main__`) keeps the claim's package module:
-    that is where `reproduce`'s worker processes import it from, and what it groups claims by."""
+    """Decorator registering `f(o: Options) -> ClaimResult` as the experiment of claim `name`. What it registers and
+    returns is `run(scale='cpu', seeds=None, device=None, steps=None)`, the one signature of every claim, which builds
+    the `Options` once (`run` also takes them whole: `run(o)`). A claim notebook that redefines a packaged claim (its
+    cells run in `__main__`) keeps the claim's package module: that is where `reproduce`'s worker processes import it
+    from, and what it groups claims by."""
     def deco(f):
+        @functools.wraps(f)
+        def run(scale: str | Options = 'cpu', seeds=None, device=None, steps: int | None = None, **kw):
+            return f(options(scale, seeds=seeds, device=device, steps=steps) if not isinstance(scale, Options) else scale, **kw)
         module = f.__module__
         if module == '__main__' and name in CLAIMS: module = CLAIMS[name].module
-        CLAIMS[name] = Claim(name, figures, statement, f, module)
-        return f
+        CLAIMS[name] = Claim(name, figures, statement, run, module)
+        return run
     return deco
 
+# %% ../../nbs/05e_claims.ipynb #34e4d108
 def all_claims() -> dict[str, Claim]:
     "Every claim: importing each module of the claims package registers its claims."
     import importlib
     for m in claim_modules(): importlib.import_module(m)
     return CLAIMS
 
+# %% ../../nbs/05e_claims.ipynb #f3b55425
 def load_claims() -> tuple[dict[str, Claim], dict[str, str]]:
     """Every claim, and `{module: error}` for each claim module that failed to import. The command line uses this
     one: a half-written claim notebook must not stop the other claims from running."""
@@ -56,6 +68,7 @@ def load_claims() -> tuple[dict[str, Claim], dict[str, str]]:
         except Exception as e: errors[m] = f'{type(e).__name__}: {e}'
     return CLAIMS, errors
 
+# %% ../../nbs/05e_claims.ipynb #0f983ed8
 def get_claim(name: str) -> Claim:
     "The claim called `name`; an unknown name is an error listing the known ones."
     cs = all_claims()

@@ -10,9 +10,9 @@ import matplotlib.pyplot as plt
 
 from . import claim
 from ..setups import get_scale
-from ..store import grid_runs
+from ..store import grid_runs, Options, options
 from ..checks import Check, ClaimResult, learns_check, LEARNS_BAR
-from ..measures import final_acc, final_test_acc, steps_to, worst, drifts, unit_drifts, ratio, DRIFT_STARTS
+from ..measures import final_acc, final_test_acc, steps_to, worst, drifts, unit_drifts, ratio, DRIFT_STARTS, final_loss
 from ..plots import NORM_STYLE, norm_label, norm_colors, plot_curves, plot_lr_sweep, plot_ridge, plot_percentiles, plot_readings, grid
 
 # %% auto #0
@@ -31,9 +31,9 @@ LEVEL = 0.5                 # the training accuracy whose first step measures ho
 MIN_TEST = LEARNS_BAR['vgg'] # the final test accuracy of a network that learns (and of a usable learning rate)
 
 # %% ../../nbs/10_fig1.ipynb #df4ce30f
-def study(lrs, norms=NORMS, scale='cpu', seeds=None, device=None, steps: int | None = None) -> dict:
+def study(lrs, norms=NORMS, o: Options | None = None, **settings) -> dict:
     "The store's VGG runs with each of `norms` at each of `lrs` (sorted) for every seed: `{norm: {lr: [Run per seed]}}` and the settings."
-    return grid_runs('vgg', norms, sorted(float(lr) for lr in lrs), scale=scale, seeds=seeds, device=device, steps=steps)
+    return grid_runs('vgg', norms, sorted(float(lr) for lr in lrs), o, **settings)
 
 def _runs(st) -> list: return [r for n in st['norms'] for lr in st['lrs'] for r in st['runs'][n][lr]]
 
@@ -79,8 +79,11 @@ def plot_speed(st: dict) -> plt.Figure:
         x = {k: max((r.history.test_steps for r in v), key=len) for k, v in rs.items()}
         plot_curves({k: [r.history.test_acc for r in v] for k, v in rs.items()}, x=x, ax=axs[len(lrs) + j], colors=colors,
                     ylabel='test accuracy', marker='o', ms=3, title=f'test accuracy, lr {lr:g}')
-    for a in axs: a.set_ylim(0, 1); a.axhline(CHANCE, color='gray', ls=':', lw=1)
-    fig.tight_layout(); plt.close(fig)   # shown where the notebook asks for it, not twice
+    for a in axs:
+        a.set_ylim(0, 1)
+        a.axhline(CHANCE, color='gray', ls=':', lw=1)
+    fig.tight_layout()  # shown where the notebook asks for it, not twice
+    plt.close(fig)
     return fig
 
 def speed_result(st: dict) -> ClaimResult:
@@ -97,9 +100,9 @@ def speed_result(st: dict) -> ClaimResult:
 @claim('fig1-speed', 'Fig 1a,b',
        'With BatchNorm a VGG reaches 50% training accuracy sooner and ends at least as accurate in training and on test, '
        'at lr 0.1 and 0.5.')
-def fig1_speed(scale='cpu', seeds=None, device=None, steps=None) -> ClaimResult:
+def fig1_speed(o: Options) -> ClaimResult:
     "The store's standard and BN VGGs at lr 0.1 and 0.5: speed and final accuracies, seed by seed."
-    return speed_result(study(SPEED_LRS, NORMS, scale=scale, seeds=seeds, device=device, steps=steps))
+    return speed_result(study(SPEED_LRS, NORMS, o))
 
 # %% ../../nbs/10_fig1.ipynb #a7f702e8
 SWEEP_LRS = (0.01, 0.03, 0.1, 0.3, 0.5, 1.0, 3.0, 10.0)
@@ -114,7 +117,7 @@ def sweep_table(st: dict) -> dict:
     out = {k: {} for k in ('final_loss', 'final_test_acc', 'diverged', 'diverged_at', 'usable', 'first_diverging_lr')}
     for n in st['norms']:
         hs = [[st['runs'][n][lr][i].history for lr in st['lrs']] for i in range(len(st['seeds']))]
-        out['final_loss'][n] = [[math.nan if h.diverged else h.final('loss') for h in row] for row in hs]
+        out['final_loss'][n] = [[final_loss(h) for h in row] for row in hs]
         out['final_test_acc'][n] = [[final_test_acc(h) for h in row] for row in hs]
         out['diverged'][n] = [[h.diverged for h in row] for row in hs]
         out['diverged_at'][n] = [[h.diverged_at for h in row] for row in hs]
@@ -122,9 +125,9 @@ def sweep_table(st: dict) -> dict:
         out['first_diverging_lr'][n] = [min([lr for lr, h in zip(st['lrs'], row) if h.diverged], default=math.inf) for row in hs]
     return out
 
-def lr_sweep(lrs=SWEEP_LRS, norms=NORMS, scale='cpu', seeds=None, device=None, steps: int | None = None) -> dict:
+def lr_sweep(lrs=SWEEP_LRS, norms=NORMS, o: Options | None = None, **settings) -> dict:
     "The study of `norms` on the learning-rate grid `lrs` (any grid), with its `sweep_table`."
-    st = study(lrs, norms, scale=scale, seeds=seeds, device=device, steps=steps)
+    st = study(lrs, norms, o, **settings)
     return {**st, **sweep_table(st)}
 
 # %% ../../nbs/10_fig1.ipynb #534ccaec
@@ -148,12 +151,15 @@ def plot_sweep(sw: dict) -> plt.Figure:
     lab, colors = (lambda d: {norm_label(n): d[n] for n in sw['norms']}), norm_colors(sw['norms'])
     plot_lr_sweep(sw['lrs'], lab(sw['final_loss']), lab(sw['diverged']), ax=axs[0], logy=True, colors=colors,
                   ylabel='final training loss (last 20 steps)', title=f"final training loss after {sw['steps']} steps")
-    axs[0].axhline(math.log(10), color='gray', ls=':', lw=1); axs[0].text(sw['lrs'][0], math.log(10), ' chance', va='bottom', fontsize=8)
+    axs[0].axhline(math.log(10), color='gray', ls=':', lw=1)
+    axs[0].text(sw['lrs'][0], math.log(10), ' chance', va='bottom', fontsize=8)
     plot_lr_sweep(sw['lrs'], lab(sw['final_test_acc']), lab(sw['diverged']), ax=axs[1], colors=colors,
                   ylabel='final test accuracy', title='final test accuracy')
-    axs[1].axhline(MIN_TEST, color='gray', ls=':', lw=1); axs[1].text(sw['lrs'][0], MIN_TEST, ' usable', va='bottom', fontsize=8)
+    axs[1].axhline(MIN_TEST, color='gray', ls=':', lw=1)
+    axs[1].text(sw['lrs'][0], MIN_TEST, ' usable', va='bottom', fontsize=8)
     axs[1].set_ylim(0, 1.05)
-    fig.tight_layout(); plt.close(fig)
+    fig.tight_layout()
+    plt.close(fig)
     return fig
 
 def _fmt_lrs(lrs) -> str: return '..'.join(f'{lr:g}' for lr in (lrs[0], lrs[-1])) if lrs else 'none'
@@ -169,9 +175,9 @@ def range_result(sw: dict) -> ClaimResult:
 
 @claim('lr-range', 'Fig 1 (text), Sec 3.1',
        'BatchNorm makes a broader range of learning rates usable; the standard network breaks down first.')
-def lr_range(scale='cpu', seeds=None, device=None, steps=None) -> ClaimResult:
+def lr_range(o: Options) -> ClaimResult:
     "The store's standard and BN VGGs on the grid `SWEEP_LRS`: which learning rates are usable, where each diverges."
-    return range_result(lr_sweep(SWEEP_LRS, NORMS, scale=scale, seeds=seeds, device=device, steps=steps))
+    return range_result(lr_sweep(SWEEP_LRS, NORMS, o))
 
 # %% ../../nbs/10_fig1.ipynb #430e9a11
 DIST_LR, DIST_LAYERS = 0.1, (3, 11)          # the paper's Fig 1c
@@ -221,7 +227,9 @@ def plot_distributions(st: dict, lr: float = DIST_LR, layers=DIST_LAYERS, seed_i
             r = st['runs'][n][lr][seed_index]
             plot_percentiles(r.sample_steps, r.samples[k][:, 0, :], ax=axs2[i], color=colors[norm_label(n)], label=norm_label(n),
                              title=f'layer #{k}', ylabel='input to the nonlinearity')
-    fig2.tight_layout(); plt.close(fig); plt.close(fig2)
+    fig2.tight_layout()
+    plt.close(fig)
+    plt.close(fig2)
     return [fig, fig2]
 
 def distribution_result(st: dict, lr: float = DIST_LR, layers=DIST_LAYERS) -> ClaimResult:
@@ -237,11 +245,12 @@ def distribution_result(st: dict, lr: float = DIST_LR, layers=DIST_LAYERS) -> Cl
 
 @claim('fig1-distributions', 'Fig 1c',
        'Layer-input distributions are only marginally steadier with BatchNorm than without.')
-def fig1_distributions(scale='cpu', seeds=None, device=None, steps=None) -> ClaimResult:
+def fig1_distributions(o: Options) -> ClaimResult:
     "Single activations of layers #3 and #11 in the store's standard and BN VGGs at lr 0.1: drifts of their distributions."
-    st = study((DIST_LR,), NORMS, scale=scale, seeds=seeds, device=device, steps=steps)
+    st = study((DIST_LR,), NORMS, o)
     res = distribution_result(st)
     if not res.verdict.startswith('reproduced'):
-        late = late_drifts(st); res.data['late_drifts'] = {f'{s0:g}': {f'#{k} {q}': v for (k, q), v in d.items()} for s0, d in late.items()}
+        late = late_drifts(st)
+        res.data['late_drifts'] = {f'{s0:g}': {f'#{k} {q}': v for (k, q), v in d.items()} for s0, d in late.items()}
         res.why = drift_why(late)
     return res

@@ -5,20 +5,21 @@
 # %% ../../nbs/12_ics.ipynb #83dfe9fc
 from __future__ import annotations
 import math
+from functools import partial
 import numpy as np
 import matplotlib.pyplot as plt
 
 from . import claim
-from ..store import grid_runs
+from ..store import grid_runs, Options, options
 from ..checks import Check, ClaimResult, LEARNS_BAR
 from ..setups import MEASUREMENTS
-from ..measures import final_test_acc, worst
+from ..measures import final_test_acc, worst, final_loss
 from ..plots import NORM_STYLE, norm_label, norm_colors, plot_curves, grid
 
 # %% auto #0
-__all__ = ['LRS', 'NORMS', 'QUANTITIES', 'SWEEP_LRS', 'study', 'run_medians', 'medians', 'final_loss', 'plot_ics',
-           'plot_ics_relative', 'seed_values', 'learns_checks', 'vgg_checks', 'dln_checks', 'ics_by_lr',
-           'plot_ics_by_lr', 'cos_gaps', 'ics_why', 'ics_result', 'earlier_ics', 'dln_why', 'ics_vgg', 'ics_dln']
+__all__ = ['LRS', 'NORMS', 'QUANTITIES', 'SWEEP_LRS', 'study', 'run_medians', 'medians', 'plot_ics', 'plot_ics_relative',
+           'seed_values', 'learns_checks', 'vgg_checks', 'dln_checks', 'ics_by_lr', 'plot_ics_by_lr', 'cos_gaps',
+           'ics_why', 'ics_result', 'earlier_ics', 'dln_why', 'ics_vgg', 'ics_dln']
 
 # %% ../../nbs/12_ics.ipynb #97b03edb
 LRS = {'vgg': (0.1, 0.01), 'dln': (1e-6, 1e-7)}    # the paper's learning rates of Fig 3a and Fig 3b
@@ -29,16 +30,17 @@ def _lr(lr: float) -> str:
     "A learning rate as the check ids write it: 0.1, 0.01, 1e-6, 1e-7."
     return f'{lr:g}'.replace('e-0', 'e-')
 
-def study(arch: str, scale='cpu', seeds=None, device=None, steps: int | None = None) -> dict:
+def study(arch: str, o: Options | None = None, **settings) -> dict:
     """The store's standard and BatchNorm runs of `arch` ('vgg' or 'dln') at Fig 3's two learning rates for each of
     `seeds` (None: the scale's): `runs` = `{norm: {lr: [Run per seed]}}`, and the settings."""
     if arch not in LRS: raise ValueError(f"arch must be one of {list(LRS)}, got {arch!r}")
-    return grid_runs(arch, NORMS, LRS[arch], scale=scale, seeds=seeds, device=device, steps=steps) | dict(layers=tuple(MEASUREMENTS[arch]['ics_layers']))
+    return grid_runs(arch, NORMS, LRS[arch], o, **settings) | dict(layers=tuple(MEASUREMENTS[arch]['ics_layers']))
 
 def run_medians(run) -> dict:
     "Median over `run`'s ICS measurements of each quantity, per layer: `{layer: {quantity: value}}` (NaN if none is finite)."
     def med(v):
-        v = np.asarray(v, float); v = v[np.isfinite(v)]
+        v = np.asarray(v, float)
+        v = v[np.isfinite(v)]
         return float(np.median(v)) if v.size else math.nan
     return {k: {q: med(v[q]) for q in QUANTITIES} for k, v in run.ics['layers'].items()}
 
@@ -46,10 +48,6 @@ def medians(st: dict) -> dict:
     "Per-seed medians of a study: `{norm: {lr: {layer: {quantity: [one value per seed]}}}}`."
     return {n: {lr: {k: {q: [run_medians(r)[k][q] for r in rs] for q in QUANTITIES} for k in st['layers']}
                 for lr, rs in by_lr.items()} for n, by_lr in st['runs'].items()}
-
-def final_loss(h) -> float:
-    "The training loss at the last step (the DLN is trained full batch); NaN for a diverged run."
-    return math.nan if h.diverged or not h.loss else float(h.loss[-1])
 
 # %% ../../nbs/12_ics.ipynb #17dd95fa
 _SEED_LS = ('-', '--', ':', '-.')
@@ -81,7 +79,8 @@ def plot_ics(st: dict, title: str = '') -> plt.Figure:
             ax[1 + 2*j].set(yscale='log', title=f'lr={lr:g}, layer #{k}: ICS l2', ylabel="||G - G'||")
             _seed_lines(ax[2 + 2*j], st, lr, k, 'cos')
             ax[2 + 2*j].set(ylim=(-1.05, 1.05), title=f'lr={lr:g}, layer #{k}: ICS cosine', ylabel="cos(G, G')")
-    fig.tight_layout(); plt.close(fig)
+    fig.tight_layout()
+    plt.close(fig)
     return fig
 
 def plot_ics_relative(st: dict, title: str = '') -> plt.Figure:
@@ -94,7 +93,8 @@ def plot_ics_relative(st: dict, title: str = '') -> plt.Figure:
             for a, q, lab in ((axs[i*ncols + 2*j], 'l2_rel', "||G - G'|| / ||G||"), (axs[i*ncols + 2*j + 1], 'grad_norm', '||G||')):
                 _seed_lines(a, st, lr, k, q, legend=j == 0 and q == 'l2_rel')
                 a.set(yscale='log', title=f'lr={lr:g}, layer #{k}: {lab}', ylabel=lab)
-    fig.tight_layout(); plt.close(fig)
+    fig.tight_layout()
+    plt.close(fig)
     return fig
 
 # %% ../../nbs/12_ics.ipynb #62ff0212
@@ -104,7 +104,7 @@ def seed_values(st: dict) -> dict:
     m, runs, vgg, out = medians(st), st['runs'], st['arch'] == 'vgg', {}
     for lr in st['lrs']:
         for n in NORMS:
-            out[f'learns-{n}-lr{_lr(lr)}'] = [final_test_acc(r.history) if vgg else final_loss(r.history)/r.history.loss[0]
+            out[f'learns-{n}-lr{_lr(lr)}'] = [final_test_acc(r.history) if vgg else final_loss(r.history, last=1)/r.history.loss[0]
                                               for r in runs[n][lr]]
     if vgg:
         for q, key in (('cos', 'cos'), ('rel', 'l2_rel'), ('l2', 'l2')):
@@ -117,7 +117,7 @@ def seed_values(st: dict) -> dict:
         for lr in st['lrs']: out[f'std-no-ics-lr{_lr(lr)}'] = cos('none', lr)
         for lr in st['lrs']: out[f'bn-uncorrelated-lr{_lr(lr)}'] = list(np.abs(cos('batch', lr)))
         for lr in st['lrs']:
-            out[f'bn-lower-loss-lr{_lr(lr)}'] = [final_loss(b.history)/final_loss(s.history)
+            out[f'bn-lower-loss-lr{_lr(lr)}'] = [final_loss(b.history, last=1)/final_loss(s.history, last=1)
                                                  for s, b in zip(runs['none'][lr], runs['batch'][lr])]
     return {k: [float(x) for x in v] for k, v in out.items()}
 
@@ -134,7 +134,8 @@ def learns_checks(st: dict, v: dict | None = None) -> list[Check]:
 
 def vgg_checks(st: dict) -> list[Check]:
     "Fig 3a's statements, per lr and layer, seed by seed: BN has similar or larger ICS by the cosine, the relative and the raw l2."
-    v = seed_values(st); cs = learns_checks(st, v)
+    v = seed_values(st)
+    cs = learns_checks(st, v)
     cells = [(lr, k, f'lr{_lr(lr)}-#{k}') for lr in st['lrs'] for k in st['layers']]
     cs += [Check(f'cos-{c}', f"lr {lr:g}, layer #{k}: BN similar or larger ICS by the cosine: median cos BN - median cos "
                  "standard, worst seed", worst(v[f'cos-{c}'], low_is_bad=False), '<=', 0.1) for lr, k, c in cells]
@@ -147,7 +148,8 @@ def vgg_checks(st: dict) -> list[Check]:
 def dln_checks(st: dict) -> list[Check]:
     """Fig 3b's statements per lr: the standard DLN has almost no ICS, with BN G and G' are nearly uncorrelated
     (both at every layer and seed), and the BN DLN reaches a much lower loss (seed by seed)."""
-    v = seed_values(st); cs = learns_checks(st, v)
+    v = seed_values(st)
+    cs = learns_checks(st, v)
     lrs = [(lr, _lr(lr)) for lr in st['lrs']]
     cs += [Check(f'std-no-ics-lr{l}', f'lr {lr:g}: the standard DLN has almost no ICS: smallest median cos over seeds '
                  'and layers', worst(v[f'std-no-ics-lr{l}']), '>=', 0.9) for lr, l in lrs]
@@ -161,9 +163,9 @@ def dln_checks(st: dict) -> list[Check]:
 # %% ../../nbs/12_ics.ipynb #fbe04cfd
 SWEEP_LRS = (0.01, 0.03, 0.1, 0.3, 0.5, 1.0)      # Fig 1's learning-rate sweep up to 1: the same stored runs
 
-def ics_by_lr(lrs=SWEEP_LRS, scale='cpu', seeds=None, device=None, steps: int | None = None) -> dict:
+def ics_by_lr(lrs=SWEEP_LRS, o: Options | None = None, **settings) -> dict:
     "A VGG study over `lrs` with `medians` per norm, lr, layer and seed, which runs diverged, and whether each network learns (the VGG bar)."
-    st = grid_runs('vgg', NORMS, lrs, scale=scale, seeds=seeds, device=device, steps=steps) | dict(layers=tuple(MEASUREMENTS['vgg']['ics_layers']))
+    st = grid_runs('vgg', NORMS, lrs, o, **settings) | dict(layers=tuple(MEASUREMENTS['vgg']['ics_layers']))
     by = lambda f: {n: {lr: f(rs) for lr, rs in by_lr.items()} for n, by_lr in st['runs'].items()}
     return st | dict(medians=medians(st), diverged=by(lambda rs: [r.history.diverged for r in rs]),
                      learns=by(lambda rs: worst([final_test_acc(r.history) for r in rs]) >= LEARNS_BAR['vgg']))
@@ -181,7 +183,9 @@ def plot_ics_by_lr(sw: dict, q: str = 'cos') -> plt.Figure:
                 ax.scatter([lr]*len(xs), xs, s=18, color=c, facecolors=c if sw['learns'][n][lr] else 'none', zorder=3)
         ax.set(xscale='log', xlabel='learning rate', title=f'layer #{k}')
     axs[0, 0].set_ylabel(r"median $\cos(G, G')$ (1: no ICS)" if q == 'cos' else f'median {q}')
-    axs[0, 0].legend(fontsize='small'); fig.tight_layout(); plt.close(fig)
+    axs[0, 0].legend(fontsize='small')
+    fig.tight_layout()
+    plt.close(fig)
     return fig
 
 # %% ../../nbs/12_ics.ipynb #ef44ee17
@@ -210,7 +214,7 @@ def ics_result(name: str, st: dict) -> ClaimResult:
     "The `ClaimResult` of an ICS study `st`: its checks, per-seed medians, how the networks trained, the figures."
     vgg, m, runs = st['arch'] == 'vgg', medians(st), st['runs']
     checks = vgg_checks(st) if vgg else dln_checks(st)
-    perf_name, perf = ('final_test_acc', final_test_acc) if vgg else ('final_loss', final_loss)
+    perf_name, perf = ('final_test_acc', final_test_acc) if vgg else ('final_loss', partial(final_loss, last=1))
     perfs = {n: {lr: [perf(r.history) for r in rs] for lr, rs in by_lr.items()} for n, by_lr in runs.items()}
     data = dict(arch=st['arch'], lrs=list(st['lrs']), layers=list(st['layers']), steps=st['steps'], medians=m,
                 ics_steps=[int(x) for x in runs['none'][st['lrs'][0]][0].ics['steps']],
@@ -230,9 +234,9 @@ def ics_result(name: str, st: dict) -> ClaimResult:
     return ClaimResult(name, st['scale'], st['seeds'], checks, summary, data,
                        [r for by_lr in runs.values() for rs in by_lr.values() for r in rs], plots)
 
-def earlier_ics(scale='cpu', seeds=None, device=None, steps: int | None = None) -> dict:
+def earlier_ics(o: Options | None = None, **settings) -> dict:
     "Fig 3b's checks on the stored DLNs at a tenth of each lr under `dln_loss`: the earlier reading $L_\\text{sum}/10$, `{id: [value, passed]}`."
-    st = grid_runs('dln', NORMS, [lr / 10 for lr in LRS['dln']], scale=scale, seeds=seeds, device=device, steps=steps) | dict(layers=tuple(MEASUREMENTS['dln']['ics_layers']))
+    st = grid_runs('dln', NORMS, [lr / 10 for lr in LRS['dln']], o, **settings) | dict(layers=tuple(MEASUREMENTS['dln']['ics_layers']))
     return {c.id: [c.value, c.passed] for c in dln_checks(st)}
 
 def dln_why(res: ClaimResult) -> str:
@@ -247,22 +251,24 @@ def dln_why(res: ClaimResult) -> str:
 @claim('ics-vgg', 'Fig 3a', 'VGG: the BatchNorm network has similar or larger internal covariate shift '
        "(l2 difference and cosine of G and G', layers #5 and #10, lr 0.1 and 0.01) than the standard one, "
        'while it trains better')
-def ics_vgg(scale='cpu', seeds=None, device=None, steps=None) -> ClaimResult:
+def ics_vgg(o: Options) -> ClaimResult:
     "Fig 3a from the store's standard and BatchNorm VGGs at lr 0.1 and 0.01, layers #5 and #10; where it departs, the lr sweep."
-    res = ics_result('ics-vgg', study('vgg', scale=scale, seeds=seeds, device=device, steps=steps))
+    res = ics_result('ics-vgg', study('vgg', o))
     if not res.verdict.startswith('reproduced'):
-        sw = ics_by_lr(scale=scale, seeds=seeds, device=device, steps=steps)
-        res.data['cos_gaps'] = {k: v for k, v in cos_gaps(sw).items()}; res.why = ics_why(sw)
+        sw = ics_by_lr(o=o)
+        res.data['cos_gaps'] = {k: v for k, v in cos_gaps(sw).items()}
+        res.why = ics_why(sw)
     return res
 
 @claim('ics-dln', 'Fig 3b', 'Deep linear network (lr 1e-6 and 1e-7, layers #9 and #17): the standard network '
        "has almost no ICS (cosine of G and G' near 1), with BatchNorm G and G' are nearly uncorrelated, "
        'and yet the BatchNorm network reaches a much lower loss')
-def ics_dln(scale='cpu', seeds=None, device=None, steps=None) -> ClaimResult:
+def ics_dln(o: Options) -> ClaimResult:
     "Fig 3b from the store's standard and BatchNorm deep linear networks at lr 1e-6 and 1e-7, layers #9 and #17; where it departs, per lr."
-    res = ics_result('ics-dln', study('dln', scale=scale, seeds=seeds, device=device, steps=steps))
+    res = ics_result('ics-dln', study('dln', o))
     if not res.verdict.startswith('reproduced'):
-        old = earlier_ics(scale, seeds, device, steps); res.data['earlier_reading'] = old
+        old = earlier_ics(o)
+        res.data['earlier_reading'] = old
         k0 = sum(ok for i, (v, ok) in old.items() if not i.startswith('learns-'))
         bad = [i[len('learns-'):] for i, (v, ok) in old.items() if i.startswith('learns-') and not ok]
         res.why = (dln_why(res) + f"; under the earlier reading L_sum/10 (lr {' and '.join(_lr(lr / 10) for lr in LRS['dln'])} here) "

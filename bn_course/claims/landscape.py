@@ -8,9 +8,10 @@ import numpy as np
 import matplotlib.pyplot as plt
 
 from . import claim
-from ..store import grid_runs, PAPER_LR
+from ..store import grid_runs, Options, options
+from ..setups import PAPER_LR
 from ..checks import ClaimResult, verdict
-from ..measures import final_test_acc
+from ..measures import final_test_acc, final_loss
 from ..smoothness import (LANDSCAPE_MEASURES, probe_measures, seed_ratios, relative_change, median_predictive_range,
                                   landscape_checks, landscape_table, show_table, plot_landscape, seed_geomean,
                                   ratio_seeds, probe_blowup, counted, earlier_reading, reading_why, ratio_readings, readings_why)
@@ -20,9 +21,9 @@ from ..plots import NORM_STYLE, norm_label, grid, plot_readings
 __all__ = ['study', 'plot_predictiveness', 'plot_directions', 'landscape_result', 'landscape_vgg', 'landscape_dln']
 
 # %% ../../nbs/13_landscape.ipynb #7e089f70
-def study(arch: str, norms=('none', 'batch'), scale='cpu', seeds=None, device=None, steps: int | None = None) -> dict:
+def study(arch: str, norms=('none', 'batch'), o: Options | None = None, **settings) -> dict:
     "The store's runs of `arch` at the paper's landscape lr (`PAPER_LR`) for each of `norms` and `seeds`: `{norm: [Run per seed]}` and the settings."
-    return grid_runs(arch, norms, PAPER_LR[arch], scale=scale, seeds=seeds, device=device, steps=steps)
+    return grid_runs(arch, norms, PAPER_LR[arch], o, **settings)
 
 # %% ../../nbs/13_landscape.ipynb #e6a261f6
 def plot_predictiveness(st: dict, title: str = '', seed_index: int = 0) -> plt.Figure:
@@ -31,7 +32,9 @@ def plot_predictiveness(st: dict, title: str = '', seed_index: int = 0) -> plt.F
     fig, axs = plt.subplots(2, len(norms), figsize=(4.4*len(norms), 6.4), squeeze=False, sharey='row')
     cmap = plt.get_cmap('viridis')
     for j, norm in enumerate(norms):
-        r = st['runs'][norm][seed_index]; p = r.landscape['gradient']; x = p['etas']/r.spec['lr']
+        r = st['runs'][norm][seed_index]
+        p = r.landscape['gradient']
+        x = p['etas']/r.spec['lr']
         cols = cmap(np.linspace(0, 1, max(1, len(p['steps']))))
         for i in range(len(p['steps'])):
             axs[0, j].plot(x, p['grad_diff'][i], color=cols[i], lw=1)
@@ -43,7 +46,8 @@ def plot_predictiveness(st: dict, title: str = '', seed_index: int = 0) -> plt.F
             for a in axs[:, j]: a.set_xscale('log')
         sm = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(0, r.spec['steps']))
         fig.colorbar(sm, ax=axs[:, j], label='training step')
-    fig.suptitle(title); plt.close(fig)
+    fig.suptitle(title)
+    plt.close(fig)
     return fig
 
 def plot_directions(st: dict, title: str = '', per_length: bool = False) -> plt.Figure:
@@ -58,7 +62,8 @@ def plot_directions(st: dict, title: str = '', per_length: bool = False) -> plt.
                 a.plot(*seed_geomean(runs, lambda p: probe_measures(p)[k], d), ls, color=c, label=f'{lab}, {d}')
     for a, k in zip(axs, keys): a.set(title=k.replace('_', ' '), xlabel='training step', yscale='log')
     axs[0].legend(fontsize='small')
-    fig.tight_layout(); plt.close(fig)
+    fig.tight_layout()
+    plt.close(fig)
     return fig
 
 # %% ../../nbs/13_landscape.ipynb #ff9bcd65
@@ -71,7 +76,7 @@ def landscape_result(name: str, st: dict, fig_names=('Fig 4', 'Fig 11')) -> Clai
     data = dict(arch=st['arch'], lr=st['lr'], steps=st['steps'], ratios=landscape_table(st),
                 predictive_range={n: median_predictive_range(rs) for n, rs in runs.items()},
                 final_test_acc={n: [final_test_acc(r.history) for r in rs] for n, rs in runs.items()},
-                final_loss={n: [float(np.nanmean(r.history.loss[-20:])) for r in rs] for n, rs in runs.items()})
+                final_loss={n: [final_loss(r.history) for r in rs] for n, rs in runs.items()})
     summary = '; '.join(f"{norm_label(base)}/{norm_label(n)} over training per seed: " +
                         ', '.join(f"{m} {'/'.join(f'{x:.3g}' for x in v)}" for m, v in g.items()) for n, g in geo.items())
     plots = [plot_landscape(st, f'{fig_names[0]}: landscape along the gradient, {t}', log_loss=(st['arch'] == 'dln')),
@@ -83,18 +88,18 @@ def landscape_result(name: str, st: dict, fig_names=('Fig 4', 'Fig 11')) -> Clai
        'Along the gradient, a VGG with BatchNorm has a smaller loss range, smaller gradient change (by about two '
        'orders of magnitude early) and smaller effective beta; its gradients stay predictive over a broader range '
        'of step sizes; random directions behave alike.')
-def landscape_vgg(scale='cpu', seeds=None, device=None, steps=None) -> ClaimResult:
+def landscape_vgg(o: Options) -> ClaimResult:
     "Fig 4 and 11 from the store's standard and BN VGGs at lr 0.1; where it departs, every reading of the ratios."
-    res = landscape_result('landscape-vgg', study('vgg', ('none', 'batch'), scale=scale, seeds=seeds, device=device, steps=steps))
+    res = landscape_result('landscape-vgg', study('vgg', ('none', 'batch'), o))
     if not res.verdict.startswith('reproduced'): res.why = readings_why(res)
     return res
 
 @claim('landscape-dln', 'Fig 10, 11',
        'The deep linear network shows the same smoothing by BatchNorm, on enormous scales.')
-def landscape_dln(scale='cpu', seeds=None, device=None, steps=None) -> ClaimResult:
+def landscape_dln(o: Options) -> ClaimResult:
     "Fig 10 and 11 from the store's standard and BN deep linear networks at lr 1e-6; and the earlier loss reading."
-    st = study('dln', ('none', 'batch'), scale=scale, seeds=seeds, device=device, steps=steps)
+    st = study('dln', ('none', 'batch'), o)
     res = landscape_result('landscape-dln', st, ('Fig 10', 'Fig 11'))
-    res.data |= dict(blowup=probe_blowup(st), earlier_reading=earlier_reading(st, scale=scale, seeds=seeds, device=device, steps=steps))
+    res.data |= dict(blowup=probe_blowup(st), earlier_reading=earlier_reading(st, o))
     if not res.verdict.startswith('reproduced'): res.why = reading_why(res, res.data['blowup'], res.data['earlier_reading'])
     return res

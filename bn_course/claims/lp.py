@@ -9,15 +9,16 @@ import numpy as np
 import matplotlib.pyplot as plt
 
 from . import claim
-from ..store import grid_runs, PAPER_LR
+from ..store import grid_runs, Options, options
+from ..setups import PAPER_LR
 from ..checks import Check, ClaimResult, learns_check
-from ..measures import final_acc, final_test_acc, steps_to, worst, unit_drifts, ratio, DRIFT_STARTS
+from ..measures import final_acc, final_test_acc, steps_to, worst, unit_drifts, ratio, DRIFT_STARTS, final_loss
 from ..smoothness import (landscape_checks, landscape_table, seed_ratios, median_predictive_range, plot_landscape,
                                   LANDSCAPE_MEASURES, probe_blowup, earlier_reading, reading_why, readings_why, ratio_seeds)
 from ..plots import NORM_STYLE, norm_label, norm_colors, plot_curves, plot_ridge, plot_readings, grid
 
 # %% auto #0
-__all__ = ['PAPER', 'NORMS', 'LP', 'DRIFT_LAYERS', 'LANDSCAPE_NORMS', 'lp_studies', 'final_loss', 'training_checks', 'plot_fig5',
+__all__ = ['PAPER', 'NORMS', 'LP', 'DRIFT_LAYERS', 'LANDSCAPE_NORMS', 'lp_studies', 'training_checks', 'plot_fig5',
            'training_numbers', 'training_result', 'lp_training', 'layer_drifts', 'distribution_checks', 'drift_why',
            'plot_ridges', 'distributions_result', 'lp_distributions', 'lp_landscape_result', 'lp_landscape_vgg',
            'lp_landscape_dln']
@@ -35,15 +36,11 @@ PAPER = dict(
 NORMS = ('none', 'batch', 'l1', 'l2', 'linf')     # standard, BN and the three lp normalizations
 LP = ('l1', 'l2', 'linf')
 
-def lp_studies(scale='cpu', seeds=None, device=None, steps: int | None = None) -> tuple[dict, dict]:
+def lp_studies(o: Options | None = None, **settings) -> tuple[dict, dict]:
     "The store's VGG (lr 0.1) and DLN (lr 1e-6) runs with each of `NORMS` for every seed: two `grid_runs` dicts."
-    return tuple(grid_runs(arch, NORMS, PAPER_LR[arch], scale=scale, seeds=seeds, device=device, steps=steps) for arch in ('vgg', 'dln'))
+    return tuple(grid_runs(arch, NORMS, PAPER_LR[arch], o, **settings) for arch in ('vgg', 'dln'))
 
 # %% ../../nbs/15_lp.ipynb #5657895c
-def final_loss(h, last: int = 20) -> float:
-    "Mean training loss of `History` `h` over the last `last` steps; NaN for a diverged run."
-    return math.nan if h.diverged else h.final('loss', last)
-
 def _need(st: dict, norms, arch: str):
     if st['arch'] != arch: raise ValueError(f"expected a {arch} study, got a {st['arch']} one")
     missing = [n for n in norms if n not in st['runs']]
@@ -51,7 +48,8 @@ def _need(st: dict, norms, arch: str):
 
 def training_checks(vgg: dict, dln: dict) -> list[Check]:
     "Fig 5's statements as checks, from the VGG and DLN studies of `NORMS`."
-    _need(vgg, NORMS, 'vgg'); _need(dln, NORMS, 'dln')
+    _need(vgg, NORMS, 'vgg')
+    _need(dln, NORMS, 'dln')
     acc = lambda n: np.array([final_acc(r.history) for r in vgg['runs'][n]])
     t50 = lambda n: [steps_to(r.history, 0.5) for r in vgg['runs'][n]]
     loss = lambda n: np.array([final_loss(r.history) for r in dln['runs'][n]])
@@ -82,7 +80,8 @@ def plot_fig5(vgg: dict, dln: dict) -> plt.Figure:
     axs[0].set_ylim(0, 1)
     plot_curves({norm_label(n): [r.history.loss for r in rs] for n, rs in dln['runs'].items()}, ax=axs[1], logy=True,
                 colors=norm_colors(), ylabel='training loss (dln_loss)', title=f"DLN, lr {dln['lr']:g}")
-    fig.tight_layout(); plt.close(fig)
+    fig.tight_layout()
+    plt.close(fig)
     return fig
 
 # %% ../../nbs/15_lp.ipynb #9809d79f
@@ -110,9 +109,9 @@ def training_result(vgg: dict, dln: dict) -> ClaimResult:
 @claim('lp-training', 'Fig 5',
        'A VGG and the deep linear network with l1, l2 or l-inf normalization in place of BatchNorm train as well as '
        'with BN or better, and better than the standard network; on the DLN, l1 beats BN.')
-def lp_training(scale='cpu', seeds=None, device=None, steps=None) -> ClaimResult:
+def lp_training(o: Options) -> ClaimResult:
     "Fig 5 from the store's standard, BN and lp VGGs (lr 0.1) and DLNs (lr 1e-6)."
-    return training_result(*lp_studies(scale, seeds, device, steps))
+    return training_result(*lp_studies(o))
 
 # %% ../../nbs/15_lp.ipynb #0645ce40
 DRIFT_LAYERS = {'vgg': (11,), 'dln': (1, 11, 24)}     # Fig 6 and Fig 9
@@ -154,7 +153,8 @@ def plot_ridges(st: dict, layers, title: str) -> plt.Figure:
             plot_ridge(r.sample_steps, r.samples[k][:, 0, :], ax=axs[i * len(ns) + j], color=NORM_STYLE[n]['color'],
                        max_rows=20, title=f'{norm_label(n)}, layer #{k}',
                        xlabel='input to the nonlinearity' if st['arch'] == 'vgg' else 'layer output')
-    fig.tight_layout(); plt.close(fig)
+    fig.tight_layout()
+    plt.close(fig)
     return fig
 
 def distributions_result(vgg: dict, dln: dict) -> ClaimResult:
@@ -174,9 +174,9 @@ def distributions_result(vgg: dict, dln: dict) -> ClaimResult:
 @claim('lp-distributions', 'Fig 6, 9',
        'The layer inputs of the lp networks shift more than even the standard network\'s (the VGG\'s layer #11), '
        'yet they train better; Fig 9 shows the DLN\'s layers 1, 11, 24.')
-def lp_distributions(scale='cpu', seeds=None, device=None, steps=None) -> ClaimResult:
+def lp_distributions(o: Options) -> ClaimResult:
     "Fig 6 and 9 from the drifts of four random activations per sampled layer of the store's standard, BN and lp networks; where it departs, later reference steps."
-    vgg, dln = lp_studies(scale, seeds, device, steps)
+    vgg, dln = lp_studies(o)
     res = distributions_result(vgg, dln)
     if not res.verdict.startswith('reproduced'): res.why = drift_why(vgg)
     return res
@@ -205,20 +205,20 @@ def lp_landscape_result(name: str, full: dict, fig: str) -> ClaimResult:
 @claim('lp-landscape-vgg', 'Fig 12',
        'Along the gradient, a VGG with l1, l2 or l-inf normalization has a smaller loss range, gradient change and '
        'effective beta than the standard network, like the VGG with BatchNorm.')
-def lp_landscape_vgg(scale='cpu', seeds=None, device=None, steps=None) -> ClaimResult:
+def lp_landscape_vgg(o: Options) -> ClaimResult:
     "Fig 12 from the store's standard, BN and lp VGGs at lr 0.1; where it departs, every reading of the ratios."
-    res = lp_landscape_result('lp-landscape-vgg', grid_runs('vgg', NORMS, PAPER_LR['vgg'], scale=scale, seeds=seeds, device=device, steps=steps), 'Fig 12')
+    res = lp_landscape_result('lp-landscape-vgg', grid_runs('vgg', NORMS, PAPER_LR['vgg'], o), 'Fig 12')
     if not res.verdict.startswith('reproduced'): res.why = '; '.join(f"{norm_label(p)}: {readings_why(res, p)}" for p in LP)
     return res
 
 @claim('lp-landscape-dln', 'Fig 13',
        'Along the gradient, the deep linear network with l1, l2 or l-inf normalization has a smaller loss range, '
        'gradient change and effective beta than the standard one, like the DLN with BatchNorm.')
-def lp_landscape_dln(scale='cpu', seeds=None, device=None, steps=None) -> ClaimResult:
+def lp_landscape_dln(o: Options) -> ClaimResult:
     "Fig 13 from the store's standard, BN and lp deep linear networks at lr 1e-6; and the earlier loss reading (lr 1e-7 here)."
-    full = grid_runs('dln', NORMS, PAPER_LR['dln'], scale=scale, seeds=seeds, device=device, steps=steps)
+    full = grid_runs('dln', NORMS, PAPER_LR['dln'], o)
     res = lp_landscape_result('lp-landscape-dln', full, 'Fig 13')
     st = {**full, 'norms': list(LANDSCAPE_NORMS), 'runs': {n: full['runs'][n] for n in LANDSCAPE_NORMS}}
-    res.data |= dict(blowup=probe_blowup(st), earlier_reading=earlier_reading(st, scale=scale, seeds=seeds, device=device, steps=steps))
+    res.data |= dict(blowup=probe_blowup(st), earlier_reading=earlier_reading(st, o))
     if not res.verdict.startswith('reproduced'): res.why = reading_why(res, res.data['blowup'], res.data['earlier_reading'])
     return res

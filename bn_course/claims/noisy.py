@@ -12,10 +12,10 @@ from torch import nn
 import matplotlib.pyplot as plt
 
 from . import claim
-from ..store import grid_runs
+from ..store import grid_runs, Options, options
 from ..setups import get_scale
 from ..checks import Check, ClaimResult, learns_check
-from ..measures import final_acc, final_test_acc, steps_to, worst, drifts, ratio, run_moments
+from ..measures import final_acc, final_test_acc, steps_to, worst, drifts, ratio, run_moments, final_loss
 from ..probes import moment_changes
 from ..train import accuracy
 from ..plots import NORM_STYLE, norm_label, norm_colors, plot_curves, plot_ridge, plot_readings, grid
@@ -39,11 +39,11 @@ PAPER = dict(dataset='CIFAR-10', steps=15_000, lr=0.1, layers=(2, 9, 13),
 LR, LAYERS = PAPER['lr'], PAPER['layers']
 NORMS = ('none', 'batch', 'noisy', 'noise')       # standard, BatchNorm, noisy BatchNorm, standard + noise
 
-def study(scale='cpu', seeds=None, device=None, steps: int | None = None, norms=NORMS) -> dict:
+def study(o: Options | None = None, norms=NORMS, **settings) -> dict:
     "The store's VGG runs at lr 0.1 of each of `norms` (some of `NORMS`) and `seeds`: `{norm: [Run per seed]}` and the settings."
     bad = [n for n in norms if n not in NORMS]
     if bad: raise ValueError(f"unknown network(s) {bad}; choose from {list(NORMS)}")
-    return grid_runs('vgg', norms, LR, scale=scale, seeds=seeds, device=device, steps=steps)
+    return grid_runs('vgg', norms, LR, o, **settings)
 
 # %% ../../nbs/11_noisy.ipynb #20a55391
 LEVEL = 0.5                     # training accuracy whose first crossing measures speed (chance: 0.1)
@@ -68,16 +68,18 @@ def plot_training(st: dict, smooth_window: int = 50) -> plt.Figure:
         for n, rs in st['runs'].items():
             plot_curves({norm_label(n): [getattr(r.history, key) for r in rs]}, ax=ax, smooth_window=smooth_window,
                         colors=norm_colors(), ls=NORM_STYLE[n]['ls'], title=yl, ylabel=f'{yl} ({smooth_window}-step mean)')
-    axs[0].set_ylim(0, 1); axs[1].axhline(math.log(10), color='gray', ls=':', lw=1)
+    axs[0].set_ylim(0, 1)
+    axs[1].axhline(math.log(10), color='gray', ls=':', lw=1)
     axs[1].text(st['steps'] / 2, math.log(10), 'chance (ln 10)', va='bottom', ha='center', fontsize=8)
-    fig.tight_layout(); plt.close(fig)
+    fig.tight_layout()
+    plt.close(fig)
     return fig
 
 # %% ../../nbs/11_noisy.ipynb #3c749092
 def _per_seed(st: dict, f) -> dict:
     return {n: [f(r.history) for r in rs] for n, rs in st['runs'].items()}
 
-def _final_loss(h) -> float: return math.inf if h.diverged else h.final('loss')
+def _final_loss(h) -> float: return final_loss(h, diverged=math.inf)
 
 def training_result(st: dict) -> ClaimResult:
     "The `ClaimResult` of noisy-bn-training on a study with (at least) the `none`, `batch` and `noisy` runs."
@@ -97,9 +99,9 @@ def training_result(st: dict) -> ClaimResult:
 @claim('noisy-bn-training', 'Fig 2 left',
        'A VGG with noisy BatchNorm (Algorithm 1 noise after every BN layer) trains nearly as well as one with '
        'BatchNorm, and better than the standard network.')
-def noisy_bn_training(scale='cpu', seeds=None, device=None, steps=None) -> ClaimResult:
+def noisy_bn_training(o: Options) -> ClaimResult:
     "Fig 2 left from the store's standard, BatchNorm, noisy-BatchNorm and standard + noise VGGs at lr 0.1."
-    return training_result(study(scale, seeds, device, steps))
+    return training_result(study(o))
 
 # %% ../../nbs/11_noisy.ipynb #0a73f66c
 FIG8 = {'d_mean': '|mean(t+1) - mean(t)|', 'd_var': '|var(t+1) - var(t)|',
@@ -170,7 +172,8 @@ def plot_fig2_right(st: dict, seed_index: int = 0) -> plt.Figure:
             r = st['runs'][n][seed_index]
             plot_ridge(list(r.sample_steps), list(r.samples[k][:, 0, :]), ax=axs[3*i + j], color=NORM_STYLE[n]['color'], bins=24,
                        title=f'{norm_label(n)}, layer #{k}', xlabel='input to the ReLU')
-    fig.tight_layout(); plt.close(fig)
+    fig.tight_layout()
+    plt.close(fig)
     return fig
 
 def plot_moment_changes(st: dict, smooth_window: int = 50, title: str = '') -> plt.Figure:
@@ -187,7 +190,8 @@ def plot_moment_changes(st: dict, smooth_window: int = 50, title: str = '') -> p
                             ylabel=FIG8[key] if j == 0 else '', title=f'layer #{k}' if i == 0 else '',
                             xlabel='training step' if i == 3 else '')
             if (i, j) != (0, 0): ax.get_legend().remove()
-    fig.tight_layout(); plt.close(fig)
+    fig.tight_layout()
+    plt.close(fig)
     return fig
 
 # %% ../../nbs/11_noisy.ipynb #8aa03f79
@@ -207,9 +211,9 @@ def moments_result(st: dict) -> ClaimResult:
 @claim('noisy-bn-moments', 'Fig 2 right, Fig 8',
        'With noisy BatchNorm the layer inputs are less stable than even the standard network\'s: at layers #2, '
        '#9, #13 the step-to-step changes of mean and variance and their drift from step 0 are far larger.')
-def noisy_bn_moments(scale='cpu', seeds=None, device=None, steps=None) -> ClaimResult:
+def noisy_bn_moments(o: Options) -> ClaimResult:
     "Fig 2 right and Fig 8 from the moments of 4 random activations at layers #2, #9, #13 of the store's four VGGs; where it departs, four readings."
-    res = moments_result(study(scale, seeds, device, steps))
+    res = moments_result(study(o))
     if not res.verdict.startswith('reproduced'): res.why = moments_why(res.data['stats'])
     return res
 
@@ -224,9 +228,10 @@ def noise_scale(k: float, scale='cpu'):
     return replace(s, vgg={**s.vgg, 'norm_kw': dict(n_mu=n['n_mu']*k, r_mu=n['r_mu']*k)})
 
 # %% ../../nbs/11_noisy.ipynb #2ef6569f
-def noise_sweep(scale='cpu', seeds=None, sizes=NOISE_SIZES, device=None, steps: int | None = None) -> dict:
+def noise_sweep(o: Options | None = None, sizes=NOISE_SIZES, **settings) -> dict:
     "The store's standard + noise VGGs at lr 0.1 for each noise size `k` of `sizes`: `{k: [Run per seed]}`."
-    return {k: grid_runs('vgg', ('noise',), LR, noise_scale(k, scale), seeds=seeds, device=device, steps=steps)['runs']['noise'] for k in sizes}
+    o = options(o, **settings)
+    return {k: grid_runs('vgg', ('noise',), LR, replace(o, scale=noise_scale(k, o.scale)))['runs']['noise'] for k in sizes}
 
 def activation_scale(runs, layers=LAYERS) -> dict:
     "Per layer: median over seeds, training steps and sampled units of one activation's standard deviation over the batch."
@@ -244,7 +249,9 @@ def plot_noise_sweep(sweep_acc: dict, base: list, scale_ratio: float) -> plt.Fig
     ax.axvline(scale_ratio, color='0.3', lw=0.8, label='activation std, standard / BN')
     ax.set(xscale='log', xlabel=r'additive noise $\times k$ ($n_\mu = 0.5k$, $r_\mu = 0.1k$)', ylabel='final training accuracy',
            ylim=(0, 1.05), title='How large must the noise be to stop the standard VGG?')
-    ax.legend(fontsize='small'); fig.tight_layout(); plt.close(fig)
+    ax.legend(fontsize='small')
+    fig.tight_layout()
+    plt.close(fig)
     return fig
 
 # %% ../../nbs/11_noisy.ipynb #6131316f
@@ -287,13 +294,14 @@ def noise_result(st: dict) -> ClaimResult:
 
 @claim('noise-without-bn', 'Sec 3.1 (text)',
        'The same noise injected into the standard network (no BatchNorm) stops it from training.')
-def noise_without_bn(scale='cpu', seeds=None, device=None, steps=None) -> ClaimResult:
+def noise_without_bn(o: Options) -> ClaimResult:
     "Final training accuracy and loss of the store's standard VGG with and without Algorithm 1's noise; where it departs, the noise-size sweep."
-    res = noise_result(study(scale, seeds, device, steps, norms=('none', 'noise')))
+    res = noise_result(study(o, norms=('none', 'noise')))
     if not res.verdict.startswith('reproduced'):
-        acc = sweep_accuracy(noise_sweep(scale, seeds, device=device, steps=steps))
-        scales = {n: activation_scale(study(scale, seeds, device, steps, norms=(n,))['runs'][n]) for n in ('none', 'batch')}
-        res.data |= dict(sweep_acc=acc, activation_scale=scales); res.why = noise_why(acc, scales)
+        acc = sweep_accuracy(noise_sweep(o))
+        scales = {n: activation_scale(study(o, norms=(n,))['runs'][n]) for n in ('none', 'batch')}
+        res.data |= dict(sweep_acc=acc, activation_scale=scales)
+        res.why = noise_why(acc, scales)
     return res
 
 # %% ../../nbs/11_noisy.ipynb #2cfbb51e
@@ -302,7 +310,8 @@ def logit_signal_to_noise(model: nn.Module, x: torch.Tensor, draws: int = 8) -> 
     """Train-mode logits of `model` on `x` for `draws` noise draws: `signal` = variance over inputs of the mean
     over draws, `noise` = variance over draws (both averaged over classes and inputs), `ratio` = signal / noise.
     The model's mode is restored; the global RNG advances (this is a demonstration, not a probe)."""
-    was = model.training; model.train()
+    was = model.training
+    model.train()
     try: out = torch.stack([model(x) for _ in range(draws)])          # [draws, inputs, classes]
     finally: model.train(was)
     sig, noi = out.mean(0).var(0).mean().item(), out.var(0).mean().item()

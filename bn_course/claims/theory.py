@@ -140,6 +140,7 @@ import matplotlib.pyplot as plt
 from . import claim
 from ..setups import get_scale
 from ..checks import Check, ClaimResult
+from ..store import Options, options
 
 def _problems(n: int, seed: int = 0):
     "`n` random float64 problems `(y, gamma, beta, loss)`: batch 3..63, three units, alternating two downstream losses."
@@ -179,10 +180,10 @@ def _theory_figure(true, corr, prin):
 # %% ../../nbs/14_theory.ipynb #c627875b
 @claim('theory', 'Sec 4 (Thm 4.1, 4.2, 4.4, Obs 4.3)',
        "Section 4's statements checked with autograd: which hold as printed, and the corrected forms of those that do not.")
-def theory_checks(scale='cpu', seeds=None, device=None, steps=None, n: int = 40) -> ClaimResult:
+def theory_checks(o: Options, n: int = 40) -> ClaimResult:
     """Section 4 on `n` random float64 problems per seed (the scale's seeds) and on the counterexample (CPU, seconds;
     `device` and `steps` do not matter: nothing trains)."""
-    seeds = list(seeds or get_scale(scale).seeds)
+    seeds = list(o.seeds)
     err = dict(projection=0., thm41=0., thm42=0., obs43=0., thm44=0.)
     units = fail41 = fail44 = 0; true, corr, prin = [], [], []
     for s in seeds:
@@ -220,7 +221,7 @@ def theory_checks(scale='cpu', seeds=None, device=None, steps=None, n: int = 40)
     why = (f"the paper's printed statements, not BatchNorm: printed Theorem 4.1 fails on {fail41} and printed 4.4 on {fail44} of {units} "
            f"random units (and on a 4-unit counterexample), while 4.1 with 1/m and the corrected 4.4 hold as equalities to "
            f"{max(err['thm41'], err['thm44']):.0e}") if fail41 or fail44 else ''
-    return ClaimResult('theory', get_scale(scale).name, seeds, checks, data=data, plots=[_theory_figure(true, corr, prin)], why=why,
+    return ClaimResult('theory', o.scale.name, seeds, checks, data=data, plots=[_theory_figure(true, corr, prin)], why=why,
                 summary=(f"{units} random units: projection, Thm 4.1 (1/m), 4.2, Obs 4.3 and corrected 4.4 hold to "
                          f"{max(err.values()):.0e}; printed 4.1 fails on {fail41}, printed 4.4 on {fail44}; counterexample "
                          f"{cx['true']:.2g} > {cx['printed41']:.2g} (4.1), {cx['g_hat']:.2g} > {cx['printed44']:.2g} (4.4). "
