@@ -123,7 +123,7 @@ def run_claim(c, job: Job) -> dict:
         res, status = dict(r.to_json(), figures=r.plots), 'ok'
     except Exception as e:
         res, status = dict(error=f'{type(e).__name__}: {e}', traceback=traceback.format_exc()), 'failed'
-    res['meta'] = dict(claim=c.name, figures=c.figures, statement=c.statement, status=status, source=source_hash(),
+    res['meta'] = dict(claim=c.name, figures=c.figures, statement=c.statement, module=c.module, status=status, source=source_hash(),
                        claim_code=claim_code(c), torch=torch.__version__, scale=job.scale,
                        seeds=job.seeds, steps=job.steps, device=job.device, threads=torch.get_num_threads(),
                        duration_s=time.perf_counter() - t0,

@@ -12,8 +12,8 @@ from .claims import load_claims
 from .store import source_hash
 
 # %% auto #0
-__all__ = ['verdict_of', 'trained_line', 'report_md', 'readme_table', 'markers', 'update_block', 'update_readme',
-           'readme_problems', 'report']
+__all__ = ['verdict_of', 'trained_line', 'report_md', 'claim_notebook', 'headline', 'readme_table', 'markers', 'update_block',
+           'update_readme', 'readme_problems', 'report']
 
 # %% ../nbs/30_report.ipynb #55dbdac6
 def verdict_of(res: dict) -> str:
@@ -75,13 +75,33 @@ def report_md(results: dict) -> str:
     return '\n'.join(out) + '\n'
 
 # %% ../nbs/30_report.ipynb #5b0b60a2
-def readme_table(results: dict) -> str:
-    """README's verdict table (claim, verdict, the summary line, and where it departs from the paper, why, from the claim's
-    ablation) from a `reproduce` run's results, so the table cannot drift from a run."""
-    rows = ['| claim | verdict | in numbers | where it departs, why |', '|---|---|---|---|']
-    rows += [f"| `{n}` | {verdict_of(r)} | {_cell(r.get('summary', r.get('error', '')))} | {_cell(r.get('why') or '')} |"
-             for n, r in results['claims'].items()]
+def claim_notebook(module: str) -> str | None:
+    "The notebook that exports claim module `module`, as nbdev names it in the module's first lines; None if unknown."
+    import importlib, re
+    try: f = getattr(importlib.import_module(module), '__file__', None)
+    except (ImportError, ValueError): return None
+    m = re.search(r'File to edit: \S*?([^/\s]+\.ipynb)', Path(f).read_text()[:500]) if f else None
+    return m.group(1) if m else None
+
+def headline(res: dict) -> str:
+    "A claim's first own check (the paper's first statement) as a table cell says it: the statement up to its measure, value, bar."
+    if 'error' in res: return _cell(res['error'])
+    c = next((c for c in res.get('checks', []) if not c['id'].startswith('learns-') and not c.get('skip')), None)
+    if c is None: return ''
+    p = c['statement'].split(': ')
+    said = p[0] if len(p) == 1 or len(p[0]) >= 25 else ': '.join(p[:2])     # a short lead ('lr 0.1, layer #5') keeps its statement
+    return _cell(f"{said}: {float(c['value']):.3g} (bar {c['op']} {float(c['threshold']):.3g})")
+
+def readme_table(results: dict, nbs: str = 'nbs/') -> str:
+    """README's verdict table from a `reproduce` run's results, so it cannot drift from a run: per claim its notebook
+    (linked under `nbs`), the paper's figures, the verdict, and its `headline`."""
+    rows = ['| claim | paper | verdict | first check: value (bar) |', '|---|---|---|---|']
+    for n, r in results['claims'].items():
+        m, nb = r['meta'], claim_notebook(r['meta'].get('module', ''))
+        name = f"[`{n}`]({nbs}{nb})" if nb else f"`{n}`"
+        rows.append(f"| {name} | {_cell(m.get('figures', ''))} | {verdict_of(r)} | {headline(r)} |")
     return '\n'.join(rows) + '\n'
+
 
 # %% ../nbs/30_report.ipynb #57309cd2
 def markers(block: str = 'verdicts') -> tuple[str, str]: return f'<!-- {block} -->', f'<!-- /{block} -->'
