@@ -34,7 +34,8 @@ def probe_measures(p: dict) -> dict:
 
 # %% ../nbs/08_smoothness.ipynb #e928660a
 def _window(p, steps, window):
-    s = p['steps']; return (s >= window[0]*steps) & (s < window[1]*steps)
+    s = p['steps']
+    return (s >= window[0]*steps) & (s < window[1]*steps)
 
 def seed_ratios(base: list, other: list, measure: str, direction: str = 'gradient', window=(0., 1.), how: str = 'geo') -> list[float]:
     """Per pair of runs (seeds in order), `base`/`other` for `measure` over the measurements in `window` (fractions of

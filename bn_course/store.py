@@ -62,18 +62,26 @@ def _locked(path: Path, wait: bool = True):
     """An exclusive lock on `path` (held by this process until the block ends, or the process dies), its file removed
     afterwards; the block gets True. With `wait=False` it gets False at once when another process holds the lock. In a
     folder this process cannot write there is no lock: it can only read, and reading needs none."""
-    if not _writable(path.parent): yield True; return
+    if not _writable(path.parent):
+        yield True
+        return
     while True:
         try: f = open(path, 'a')
         except PermissionError: f = open(path)         # another user's lock file: a read handle locks too
         try: fcntl.flock(f, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError: f.close(); yield False; return
+        except BlockingIOError:
+            f.close()
+            yield False
+            return
         try:
             if os.stat(path).st_ino == os.fstat(f.fileno()).st_ino: break    # still the lock file: not removed while we waited
         except FileNotFoundError: pass
         f.close()
     try: yield True
-    finally: path.unlink(missing_ok=True); fcntl.flock(f, fcntl.LOCK_UN); f.close()
+    finally:
+        path.unlink(missing_ok=True)
+        fcntl.flock(f, fcntl.LOCK_UN)
+        f.close()
 
 # %% ../nbs/05b_store.ipynb #5cd7c6dc
 def _append_line(p: Path, line: str):

@@ -58,7 +58,8 @@ def quad_form(f, x, v):
 
 def unit_dir(v, j):
     "`v` with every column but `j` zeroed: a direction that moves unit j only."
-    e = torch.zeros_like(v); e[:, j] = v[:, j]
+    e = torch.zeros_like(v)
+    e[:, j] = v[:, j]
     return e
 
 def thm42_lhs(y, loss_fn, gamma=1., beta=0.):
@@ -85,7 +86,8 @@ def identity_affine(y, eps=0.):
 # %% ../../nbs/14_theory.ipynb #93c308ac
 def worst_input(v, lam, n):
     "A rank-one input batch X [m, n] of operator and Frobenius norm `lam` maximizing ||X^T v|| for the vector `v` [m]."
-    u = torch.zeros(n, dtype=v.dtype); u[0] = 1.
+    u = torch.zeros(n, dtype=v.dtype)
+    u[0] = 1.
     return lam*torch.outer(v, u)/v.norm()
 
 def max_weight_grad_sq(v, lam):
@@ -171,10 +173,13 @@ def _theory_figure(true, corr, prin):
     fig, ax = plt.subplots(figsize=(5.5, 4.2))
     ax.plot(true, corr, 'o', ms=3, label='corrected (1/m): equality')
     ax.plot(true, prin, 'x', ms=3, label='printed (1/sqrt m): below the true value')
-    lim = [min(true), max(true)]; ax.plot(lim, lim, 'k-', lw=0.8, label='y = x')
+    lim = [min(true), max(true)]
+    ax.plot(lim, lim, 'k-', lw=0.8, label='y = x')
     ax.set(xscale='log', xlabel=r'$\|\nabla_y \hat L\|^2$ (autograd)', ylabel='right side of Theorem 4.1',
            title='Theorem 4.1 on random problems')
-    ax.set_yscale('symlog', linthresh=1e-2); ax.legend(fontsize=8); plt.close(fig)
+    ax.set_yscale('symlog', linthresh=1e-2)
+    ax.legend(fontsize=8)
+    plt.close(fig)
     return fig
 
 # %% ../../nbs/14_theory.ipynb #c627875b
@@ -185,7 +190,8 @@ def theory_checks(o: Options, n: int = 40) -> ClaimResult:
     `device` and `steps` do not matter: nothing trains)."""
     seeds = list(o.seeds)
     err = dict(projection=0., thm41=0., thm42=0., obs43=0., thm44=0.)
-    units = fail41 = fail44 = 0; true, corr, prin = [], [], []
+    units = fail41 = fail44 = 0
+    true, corr, prin = [], [], []
     for s in seeds:
         for y, gamma, beta, f in _problems(n, s):
             G, g = grad_through_bn(y, f, gamma, beta)
@@ -202,7 +208,10 @@ def theory_checks(o: Options, n: int = 40) -> ClaimResult:
             gh = max_weight_grad_sq(G, lam)
             err['thm44'] = max(err['thm44'], _rel(gh, thm44_rhs(g, yh, gamma, sigma, lam)))
             fail44 += int((gh > thm44_rhs(g, yh, gamma, sigma, lam, printed=True)*(1 + 1e-9) + 1e-300).sum())
-            units += y.shape[1]; true += gg.tolist(); corr += thm41_rhs(g, yh, gamma, sigma).tolist(); prin += p41.tolist()
+            units += y.shape[1]
+            true += gg.tolist()
+            corr += thm41_rhs(g, yh, gamma, sigma).tolist()
+            prin += p41.tolist()
     cx, tol = _counterexample(), 1e-9
     tpl = lambda k: f"{k}/{units} random units"
     checks = [
