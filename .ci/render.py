@@ -65,14 +65,14 @@ def execute_one(name: str):
 def run_notebooks(names, jobs: int) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS='1')
     def one(name):
-        t = time.perf_counter()
+        t, code = time.perf_counter(), code_hash(NBS/f'{name}.ipynb')   # the code this render runs, not what the file holds later
         p = subprocess.run([sys.executable, __file__, '--one', name], env=env, capture_output=True, text=True)
         dt = time.perf_counter() - t
         print(f'{name}: {"ok" if p.returncode == 0 else "FAILED"} in {dt:.0f} s', flush=True)
         if p.returncode: print(p.stdout[-3000:], p.stderr[-6000:], sep='\n')
-        return name, p.returncode == 0, dt
+        return name, p.returncode == 0, dt, code
     with ThreadPoolExecutor(jobs) as ex: res = list(ex.map(one, names))
-    return {n: (ok, dt) for n, ok, dt in res}
+    return {n: (ok, dt, code) for n, ok, dt, code in res}
 
 HERO = 'fig1-speed'     # README's first figure, above everything: copied like the others, not repeated below
 
@@ -135,10 +135,10 @@ def main():
     res = run_notebooks(names, args.jobs)
     subprocess.run(['nbdev_clean'], cwd=ROOT, check=True)
     record = json.loads(RECORD.read_text()) if RECORD.exists() else {}
-    record.update({n: code_hash(NBS/f'{n}.ipynb') for n, (ok, _) in res.items() if ok})
+    record.update({n: code for n, (ok, _, code) in res.items() if ok})
     RECORD.write_text(json.dumps(dict(sorted(record.items())), indent=1) + '\n')
-    print('per notebook:', ', '.join(f'{n} {dt:.0f} s' for n, (ok, dt) in res.items()), f'| total {time.perf_counter() - t0:.0f} s')
-    failed = [n for n, (ok, _) in res.items() if not ok]
+    print('per notebook:', ', '.join(f'{n} {dt:.0f} s' for n, (ok, dt, _) in res.items()), f'| total {time.perf_counter() - t0:.0f} s')
+    failed = [n for n, (ok, _, _) in res.items() if not ok]
     if failed: sys.exit(f'failed: {failed}')
     if not args.no_readme: readme(ROOT/'bn_course_out')
 
