@@ -76,12 +76,13 @@ def report_md(results: dict) -> str:
 
 # %% ../nbs/30_report.ipynb #5b0b60a2
 def claim_notebook(module: str) -> str | None:
-    "The notebook that exports claim module `module`, as nbdev names it in the module's first lines; None if unknown."
+    """The essay notebook of claim module `module`: the notebook that exports it, as nbdev names it in the module's first
+    lines, without its `_lib` suffix (`10_fig1_lib.ipynb` holds the machinery and tests, `10_fig1.ipynb` the essay); None if unknown."""
     import importlib, re
     try: f = getattr(importlib.import_module(module), '__file__', None)
     except (ImportError, ValueError): return None
     m = re.search(r'File to edit: \S*?([^/\s]+\.ipynb)', Path(f).read_text()[:500]) if f else None
-    return m.group(1) if m else None
+    return m.group(1).replace('_lib.ipynb', '.ipynb') if m else None
 
 def headline(res: dict) -> str:
     "A claim's first own check (the paper's first statement) as a table cell says it: the statement up to its measure, value, bar."

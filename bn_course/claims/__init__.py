@@ -11,7 +11,7 @@ import functools
 from ..store import Options, options
 
 # %% auto #0
-__all__ = ['CLAIMS', 'CLAIM_PACKAGE', 'Claim', 'claim_modules', 'claim', 'all_claims', 'load_claims', 'get_claim']
+__all__ = ['CLAIMS', 'CLAIM_PACKAGE', 'Claim', 'claim_modules', 'claim', 'all_claims', 'load_claims', 'get_claim', 'verdict_box']
 
 # %% ../../nbs/05e_claims.ipynb #df61a0a5
 @dataclass
@@ -74,3 +74,17 @@ def get_claim(name: str) -> Claim:
     cs = all_claims()
     if name not in cs: raise ValueError(f"unknown claim {name!r}; choose one of {', '.join(cs)}")
     return cs[name]
+
+# %% ../../nbs/05e_claims.ipynb #f6b4d847
+def verdict_box(res) -> 'Markdown':
+    "The box a claim notebook opens with, from `res` (a `ClaimResult`): the paper's statement, what the run found, the verdict, why."
+    from IPython.display import Markdown
+    import importlib
+    c = importlib.import_module(CLAIM_PACKAGE).all_claims().get(res.claim)   # the package's registry, also from a notebook
+    said = c.statement if c else '(not a registered claim)'
+    figs = f' ({c.figures})' if c else ''
+    seeds = ', '.join(str(s) for s in res.seeds) if res.seeds else 'none'
+    rows = [f"> **Verdict: {res.verdict}** &nbsp;·&nbsp; `{res.claim}`{figs}, `{res.scale}` scale, seeds {seeds}",
+            '>', f"> **The paper:** {said}", '>', f"> **This run:** {res.summary}"]
+    if res.why: rows += ['>', f"> **Why it differs:** {res.why}"]
+    return Markdown('\n'.join(rows))
