@@ -4,7 +4,8 @@ every figure and number on opening a notebook, on GitHub or in JupyterLab, witho
 
     python .ci/render.py                 # every notebook, two at a time, then nbdev_clean, README's table and figures
     python .ci/render.py 13_landscape    # some notebooks only
-    python .ci/render.py --check         # CI: fail if a notebook changed since its render, or a claim notebook has no figure
+    python .ci/render.py --check         # CI: fail if a notebook changed since its render, is over 1 MB, repeats a figure,
+                                         # a claim notebook has no figure, or a claim essay does not open with its verdict
 
 Each notebook runs in its own process with OMP_NUM_THREADS=1 (as `nbdev_test` does in CI), so the printed numbers are
 the ones the prose quotes; cells flagged `slow` or `browser` are skipped, as in the test suite. The notebooks read
@@ -106,16 +107,41 @@ def readme(out: Path):
     update_block(figs.replace('](images/', '](../images/'), NBS/'index.ipynb', 'figures')
     subprocess.run(['nbdev_clean', '--fname', str(NBS/'index.ipynb')], cwd=ROOT, check=True)
 
+MAX_BYTES = 1_000_000     # GitHub's notebook viewer fails on notebooks of a few MB
+
+def outputs(path: Path) -> list[tuple[int, dict]]:
+    "Every output of a notebook's code cells, with the index of its cell."
+    nb = json.loads(path.read_text())
+    return [(i, o) for i, c in enumerate(nb['cells']) if c['cell_type'] == 'code' for o in c.get('outputs', [])]
+
+def essay_problems(path: Path) -> list[str]:
+    "A claim essay (a notebook with a `_lib` companion) opens with its verdict box and shows a figure by its fourth cell."
+    outs = outputs(path)
+    first = next((o for _, o in outs if o.get('data') or o.get('text')), {})
+    text = ''.join(first.get('data', {}).get('text/markdown', ''))
+    fig = next((i for i, o in outs if 'image/png' in o.get('data', {})), None)
+    return ([] if '**Verdict:' in text else [f'{path.stem}: its first output is not the verdict box']) + \
+           ([] if fig is not None and fig <= 4 else [f'{path.stem}: no figure by cell 4 (first at {fig})'])
+
+def image_hashes(path: Path) -> list[str]:
+    return [hashlib.sha1(str(o['data']['image/png']).encode()).hexdigest() for _, o in outputs(path) if 'image/png' in o.get('data', {})]
+
 def check() -> int:
     record = json.loads(RECORD.read_text()) if RECORD.exists() else {}
-    bad = []
+    bad, seen = [], {}
     for p in sorted(NBS.glob('*.ipynb')):
         n = p.stem
         if record.get(n) != code_hash(p): bad.append(f'{n}: code changed since its last render (or never rendered)')
         if n in MUST_HAVE_FIGURES and not has_figure(p): bad.append(f'{n}: no figure in its outputs')
-    for b in bad: print('stale render:', b)
+        if p.stat().st_size > MAX_BYTES: bad.append(f'{n}: {p.stat().st_size/1e6:.2f} MB, over {MAX_BYTES/1e6:g} MB')
+        if (NBS/f'{n}_lib.ipynb').exists(): bad += essay_problems(p)
+        for h in image_hashes(p):
+            if h in seen: bad.append(f'{n}: a figure already embedded in {seen[h]}')
+            seen.setdefault(h, n)
+    for b in bad: print('render check:', b)
     if bad: print('run `python .ci/render.py` (after the test suite, so the run store is full) and commit the notebooks')
-    else: print(f'every notebook rendered from its current code ({len(record)} notebooks); claim notebooks carry figures')
+    else: print(f'every notebook rendered from its current code ({len(record)} notebooks), under {MAX_BYTES/1e6:g} MB, each figure once; '
+                'claim notebooks carry figures; claim essays open with their verdict and a figure')
     return 1 if bad else 0
 
 def main():
