@@ -115,7 +115,7 @@ def outputs(path: Path) -> list[tuple[int, dict]]:
     return [(i, o) for i, c in enumerate(nb['cells']) if c['cell_type'] == 'code' for o in c.get('outputs', [])]
 
 def essay_problems(path: Path) -> list[str]:
-    "A claim essay (a notebook with a `_lib` companion) opens with its verdict box and shows a figure by its fourth cell."
+    "A claim essay (a notebook whose `_lib` companion exports a claim module) opens with its verdict box and shows a figure by its fourth cell."
     outs = outputs(path)
     first = next((o for _, o in outs if o.get('data') or o.get('text')), {})
     text = ''.join(first.get('data', {}).get('text/markdown', ''))
@@ -134,7 +134,8 @@ def check() -> int:
         if record.get(n) != code_hash(p): bad.append(f'{n}: code changed since its last render (or never rendered)')
         if n in MUST_HAVE_FIGURES and not has_figure(p): bad.append(f'{n}: no figure in its outputs')
         if p.stat().st_size > MAX_BYTES: bad.append(f'{n}: {p.stat().st_size/1e6:.2f} MB, over {MAX_BYTES/1e6:g} MB')
-        if (NBS/f'{n}_lib.ipynb').exists(): bad += essay_problems(p)
+        lib = NBS/f'{n}_lib.ipynb'
+        if lib.exists() and 'default_exp claims.' in lib.read_text(): bad += essay_problems(p)
         for h in image_hashes(p):
             if h in seen: bad.append(f'{n}: a figure already embedded in {seen[h]}')
             seen.setdefault(h, n)

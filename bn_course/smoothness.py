@@ -189,16 +189,16 @@ def seed_geomean(runs, f, direction: str = 'gradient'):
 # %% ../nbs/08_smoothness.ipynb #6d9ea073
 def plot_landscape(st: dict, title: str = '', direction: str = 'gradient', log_loss: bool = False) -> plt.Figure:
     "Fig 4 / Fig 10: loss range, gradient-change range and effective beta over training, one colour per norm."
-    fig, axs = grid(3, ncols=3, size=(4.6, 3.4), title=title)
+    fig, axs = grid(3, ncols=3, size=(4.6, 3.4), title=title, sharex=True)
     for norm, runs in st['runs'].items():
         c, lab = NORM_STYLE[norm]['color'], norm_label(norm)
         _band(axs[0], runs, 'loss', direction, c, lab, log_loss)
         _band(axs[1], runs, 'grad_diff', direction, c, lab, True)
         axs[2].plot(*seed_geomean(runs, lambda p: p['beta'], direction), color=c, label=lab)
     sd = f" ({len(st['seeds'])} seeds)" if len(st['seeds']) > 1 else ''
-    axs[0].set(title='(a) loss landscape', ylabel=f'loss along the step, min..max{sd}', yscale='log' if log_loss else 'linear')
-    axs[1].set(title='(b) gradient predictiveness', ylabel='l2 change of the gradient', yscale='log')
-    axs[2].set(title='(c) effective beta-smoothness', ylabel='max ||dg|| / ||eta g||', yscale='log')
+    axs[0].set(title='(a) loss landscape', ylabel=rf'$L(w - \eta g)$, min..max over $\eta${sd}', yscale='log' if log_loss else 'linear')
+    axs[1].set(title='(b) gradient predictiveness', ylabel=r'$\|\nabla L(w) - \nabla L(w - \eta g)\|$, min..max', yscale='log')
+    axs[2].set(title=r'(c) effective $\beta$-smoothness', ylabel=r'$\|\nabla L(w) - \nabla L(w - \eta g)\| \,/\, \|\eta g\|$, max over $\eta$', yscale='log')
     for a in axs:
         a.set_xlabel('training step')
         a.legend(fontsize='small')
