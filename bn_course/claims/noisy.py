@@ -169,7 +169,7 @@ def plot_fig2_right(st: dict, seed_index: int = 0) -> plt.Figure:
     """Fig 2 right: the spread over the batch of the first sampled activation at each of `LAYERS` over training, for the
     standard, BN and noisy-BN VGG: median, 25-75% and 5-95% bands; one row per layer, the same axes along a row."""
     nets, seed = ('none', 'batch', 'noisy'), st['seeds'][seed_index]
-    fig, axs = grid(3*len(LAYERS), ncols=3, size=(3.7, 2.4), sharex=True, sharey='row',
+    fig, axs = grid(3*len(LAYERS), ncols=3, size=(3.3, 2.1), sharex=True, sharey='row',
                     title=f"Fig 2 right: one random activation per layer over training, seed {seed} "
                           "(median, 25-75% and 5-95% of the batch)")
     for i, k in enumerate(LAYERS):
@@ -184,7 +184,7 @@ def plot_fig2_right(st: dict, seed_index: int = 0) -> plt.Figure:
 
 def plot_moment_changes(st: dict, smooth_window: int = 50, title: str = '') -> plt.Figure:
     "Fig 8: rows = the four measures of `FIG8`, columns = `LAYERS`, one colour per network, seeds as bands, log y shared along a row."
-    fig, axs = grid(4*len(LAYERS), ncols=len(LAYERS), size=(4.2, 2.6), title=title, sharex=True, sharey='row')
+    fig, axs = grid(4*len(LAYERS), ncols=len(LAYERS), size=(3.4, 2.0), title=title, sharex=True, sharey='row')
     for i, key in enumerate(FIG8):
         for j, k in enumerate(LAYERS):
             ax = axs[i*len(LAYERS) + j]
