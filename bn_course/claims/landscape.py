@@ -121,6 +121,10 @@ def landscape_dln(o: Options) -> ClaimResult:
     return res
 
 # %% ../../nbs/13_landscape_lib.ipynb #2f38d575
+def _ratio_text(xs) -> str:
+    "Per-seed ratios as prose says them, with enough digits near the bar of 1 that a passing 1.0004 does not read as 1."
+    return seeds_text(xs, '.6g' if any(abs(x - 1) < 5e-3 for x in xs) else '.3g')
+
 GROUPS = {'gradient': ('batch-loss_range', 'batch-grad_change', 'batch-beta', 'batch-predictive-range'),
           'early': ('batch-loss_range-first-quarter', 'batch-grad_change-first-quarter', 'batch-beta-first-quarter', 'batch-grad-change-early'),
           'random': ('batch-random-loss_range', 'batch-random-grad_change', 'batch-random-beta')}
@@ -166,7 +170,7 @@ def _gradient_text(res: ClaimResult) -> str:
     for m, name in LANDSCAPE_MEASURES.items():
         v = ratio_seeds(R, m)
         spread = max(v)/min(v) if min(v) > 0 else float('inf')
-        lines.append(f"* the **{name}** is {compared(c(f'batch-{m}').value)}: standard / BN {seeds_text(v)} (per seed, geometric mean "
+        lines.append(f"* the **{name}** is {compared(c(f'batch-{m}').value)}: standard / BN {_ratio_text(v)} (per seed, geometric mean "
                      f"over training{f'; the seeds differ by a factor of {spread:.2g}' if spread > 2 else ''});")
     pr, top = d['predictive_range'], d['probe_scale'][1]
     lines.append(f"* in the median over the measurements, BN's gradients stay **predictive** (change by less than their own length) up to "
@@ -177,7 +181,7 @@ def _gradient_text(res: ClaimResult) -> str:
 def _early_text(res: ClaimResult) -> str:
     R, d, ec = res.data['ratios'], res.data, res.check('batch-grad-change-early')
     words, k, n = group_words(res, 'early')
-    q = '; '.join(f"{name} {seeds_text(ratio_seeds(R, m, window='early'))}" for m, name in LANDSCAPE_MEASURES.items())
+    q = '; '.join(f"{name} {_ratio_text(ratio_seeds(R, m, window='early'))}" for m, name in LANDSCAPE_MEASURES.items())
     t = (f"**Early in training** (the first quarter), {k} of the {n} checks pass: on these checks alone, the claim {words}. Standard / BN "
          f"per seed, geometric mean over the first quarter: {q}. ")
     early, allm = ratio_seeds(R, 'grad_change', window='early', how='mean'), ratio_seeds(R, 'grad_change', how='mean')
@@ -280,7 +284,7 @@ def earlier_table(res: ClaimResult):
     print(f"{'check':32} {now:>16} {then:>28}")
     for c in res.checks:
         v, ok = old['checks'][c.id]
-        print(f"{c.id:32} {c.value:12.3g} {'PASS' if c.passed else 'FAIL':>4}  {v:22.3g} {'PASS' if ok else 'FAIL':>4}")
+        print(f"{c.id:32} {c.value:12.6g} {'PASS' if c.passed else 'FAIL':>4}  {v:22.6g} {'PASS' if ok else 'FAIL':>4}")
     print('largest probed loss / loss at the step, standard DLN, per seed:', seeds_text(res.data['blowup']['none']),
           '| earlier reading:', seeds_text(old['blowup']['none']))
 

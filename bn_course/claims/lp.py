@@ -365,10 +365,12 @@ def _reading_distributions(res: ClaimResult) -> str:
     ratios = lambda ps, key: S([c(f'vgg-{p}-#11-{key}').value for p in ps], '.4g')
     poss = lambda ps: _names(ps, lambda p: f"{_lab(p)}'s")
     sm = lambda n, key: float(np.mean(dv[n][11][key]))
-    rel = {p: math.sqrt(sm(p, 'mean') / sm('batch', 'mean') * sm(p, 'spread') / sm('batch', 'spread')) for p in LP}
-    groups = {w: [p for p in LP if f(rel[p])] for w, f in (('about as much as', lambda r: 1 / 1.5 <= r <= 1.5),
-                                                            ('somewhat less than', lambda r: r > 1.5),
-                                                            ('somewhat more than', lambda r: r < 1 / 1.5))}
+    rel = {p: [sm(p, key) / sm('batch', key) for key in ('mean', 'spread')] for p in LP}     # lp / BN, mean and spread drift
+    side = lambda r: 0 if 1 / 1.5 <= r <= 1.5 else 1 if r > 1.5 else -1                    # about equal, lp larger, lp smaller
+    kind = lambda rs: {s for s in map(side, rs)} - {0} or {0}                               # each measure's side, ties ignored
+    groups = {w: [p for p in LP if kind(rel[p]) == k] for w, k in (('about as much as', {0}), ('somewhat less than', {1}),
+                                                                   ('somewhat more than', {-1}),
+                                                                   ('more in one drift and less in the other than', {1, -1}))}
     bn_vs = ', and '.join(f"{w} under {_names(ps)}" for w, ps in groups.items() if ps)
     holds = 'holds on all' if k2 == n2 else 'fails on all' if k2 == 0 else f'fails on {n2 - k2} of the'
     start = (f", {'because' if std_most else 'and'} they start almost collapsed (a variance of {S(v0, '.2g')} at step 0, the "
@@ -524,7 +526,7 @@ def show_earlier_reading(res: ClaimResult):
     old = res.data['earlier_reading']['checks']
     for c in res.checks:
         v, ok = old[c.id]
-        print(f"{c.id:30} {c.value:9.3g} {'PASS' if c.passed else 'FAIL'}   earlier reading {v:9.3g} {'PASS' if ok else 'FAIL'}")
+        print(f"{c.id:30} {c.value:9.6g} {'PASS' if c.passed else 'FAIL'}   earlier reading {v:9.6g} {'PASS' if ok else 'FAIL'}")
 
 def show_ratio_tables(res: ClaimResult):
     "Print every reading of the ratios standard / lp of an `lp_landscape_result` (`smoothness.show_table`), for each lp network."

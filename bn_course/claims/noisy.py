@@ -474,9 +474,9 @@ def _reading_moments(res: ClaimResult) -> str:
     bn_fac = min(nz) / max(vals('batch', 'd_mean'))
     s_ = lambda ks: 's' if len(ks) > 1 else ''
     every = _passed(res.checks) == len(res.checks)
-    jumps = ((f"makes the layer inputs jumpier from step to step {'at every layer' if len(jumpier) == len(L) else f'at layer{s_(jumpier)} {_layers_text(jumpier)}'}"
+    jumps = ((f"makes the layer inputs' means jumpier from step to step {'at every layer' if len(jumpier) == len(L) else f'at layer{s_(jumpier)} {_layers_text(jumpier)}'}"
               + (f", twice as jumpy or more at {_layers_text(dm_pass)}, as the paper says" if dm_pass else ', but nowhere twice as jumpy'))
-             if jumpier else 'does not make the layer inputs jumpier from step to step at any layer')
+             if jumpier else "does not make the layer inputs' means jumpier from step to step at any layer")
     return rf"""{_head(res)} {
 'Every measure is at least twice as large with noisy BN at every layer.' if every else
 'What does hold is the step-to-step change of the mean, at all three layers.' if len(dm_pass) == len(L) else
