@@ -107,7 +107,7 @@ def plot_ics_dots(data: dict, title: str = '', guides: list | None = None) -> pl
     $\\|G-G'\\|/\\|G\\|$, $\\|G-G'\\|$), one dot per seed at each learning rate, standard and BatchNorm side by side
     (seed by seed in the same order). `data`: a claim's `res.data` (`lrs`, `layers`, `medians`); `guides`:
     `[(label, cosine)]` drawn as dashed lines on the cosine row (a check's bar)."""
-    lrs, layers, m = data['lrs'], data['layers'], data['medians']
+    lrs, layers, m = sorted(data['lrs'], key=float), data['layers'], data['medians']     # small to large, left to right
     fig, axs = plt.subplots(len(_ROWS), len(layers), figsize=(1.0 + 3.2*len(layers), 2.3*len(_ROWS)),
                             sharex=True, sharey='row', squeeze=False)
     for j, k in enumerate(layers):
