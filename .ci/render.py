@@ -37,9 +37,6 @@ def code_hash(path: Path) -> str:
     src = '\n\x00'.join(''.join(c['source']) for c in nb['cells'] if c['cell_type'] == 'code')
     return hashlib.sha1(src.encode()).hexdigest()[:16]
 
-def has_figure(path: Path) -> bool:
-    nb = json.loads(path.read_text())
-    return any('image/png' in o.get('data', {}) for c in nb['cells'] if c['cell_type'] == 'code' for o in c.get('outputs', []))
 
 def execute_one(name: str):
     "In this process: run notebook `name` as nbdev_test would, and write it back with its outputs."
@@ -122,6 +119,8 @@ def essay_problems(path: Path) -> list[str]:
     fig = next((i for i, o in outs if 'image/png' in o.get('data', {})), None)
     return ([] if '**Verdict:' in text else [f'{path.stem}: its first output is not the verdict box']) + \
            ([] if fig is not None and fig <= 4 else [f'{path.stem}: no figure by cell 4 (first at {fig})'])
+
+def has_figure(path: Path) -> bool: return any('image/png' in o.get('data', {}) for _, o in outputs(path))
 
 def image_hashes(path: Path) -> list[str]:
     return [hashlib.sha1(str(o['data']['image/png']).encode()).hexdigest() for _, o in outputs(path) if 'image/png' in o.get('data', {})]

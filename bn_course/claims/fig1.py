@@ -15,7 +15,7 @@ from ..store import grid_runs, Options, options
 from ..checks import Check, ClaimResult, learns_check, LEARNS_BAR, prose, seeds_text, verdict_words
 from ..measures import final_acc, final_test_acc, steps_to, worst, drifts, unit_drifts, ratio, DRIFT_STARTS, final_loss
 from ..smoothness import counted
-from ..plots import NORM_STYLE, norm_label, norm_colors, plot_curves, plot_lr_sweep, plot_ridge, plot_percentiles, plot_readings, grid
+from ..plots import NORM_STYLE, norm_label, norm_colors, plot_curves, plot_lr_sweep, plot_percentiles, plot_readings, grid
 
 # %% auto #0
 __all__ = ['PAPER', 'NORMS', 'CHANCE', 'LEVEL', 'MIN_TEST', 'SPEED_LRS', 'SPEED_LEARNS', 'SWEEP_LRS', 'DIST_LR', 'DIST_LAYERS',
