@@ -112,7 +112,8 @@ def print_runs(log=print) -> dict:
         k, t = e['key'], secs.get(e['key'])
         log(f"  {e['run']:<50} {_size(e['bytes']):>9} {_age(e['age_s']):>7} old  " + (f"trained {t:.1f} s" if t is not None else '') +
             f", read back {s['loads'].get(k, 0)}x  ({k})" + (f"  stale: {e['stale']}" if e['stale'] else ''))
-    if any(e['stale'] for e in es): log("  stale entries are never read again: `bn-course runs --prune` removes them")
+    if any(e['stale'] for e in es): log("  stale entries are not read by this code: `bn-course runs --prune` removes the bad ones, "
+                                       "and other code's with --older-than DAYS or --source HASH")
     if s['twice']: log(f"  trained more than once: {', '.join(s['twice'])}")
     return s | dict(entries=es, bytes=total)
 

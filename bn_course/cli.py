@@ -18,7 +18,7 @@ from .setups import SCALES, get_scale, default_threads, torch_threads
 from .checks import save_result, load_result
 from .store import source_hash, runs_dir, prune_store, clear_store, Options, options
 from .train import default_device
-from .report import verdict_of, report
+from .report import verdict_of, report, results_checksum
 from .bench import bench, print_runs
 
 # %% auto #0
@@ -229,6 +229,8 @@ def _reproduce(names, job: Job, force, progress, log, jobs) -> dict:
                    environment=environment(dev), duration_s=time.perf_counter() - t0,
                    finished=datetime.now(timezone.utc).isoformat(timespec='seconds'),
                    broken_modules=broken, claims={n: results[n] for n in names})
+    results = json.loads(json.dumps(results))             # as it reads back: the checksum is over what the file holds
+    results['checksum'] = results_checksum(results)
     (out/'results.json').write_text(json.dumps(results, indent=1))
     report(out)                                          # report.md and readme_table.md, from the file just written
     log(f"wrote {out/'report.md'} and {out/'results.json'} ({results['duration_s']:.0f} s)" +
@@ -244,9 +246,11 @@ def make_parser() -> argparse.ArgumentParser:
     u = sub.add_parser('runs', help='the run store: every entry, its size and age, its cost, how often it was read')
     u.set_defaults(parser=u)
     g = u.add_mutually_exclusive_group()
-    g.add_argument('--prune', action='store_true', help='remove entries this code can never read (other code or torch, '
-                   'damaged), lock files no process holds and left-over temporary files')
-    g.add_argument('--clear', action='store_true', help='empty the run store')
+    g.add_argument('--prune', action='store_true', help='remove what no checkout reads: renamed entries, bad ones set aside, '
+                   'lock files no process holds, left-over temporary files; entries of other code stay unless asked for')
+    g.add_argument('--clear', action='store_true', help='remove everything the run store wrote')
+    u.add_argument('--older-than', type=float, metavar='DAYS', help='with --prune: also remove entries of other code older than DAYS')
+    u.add_argument('--source', nargs='+', default=(), metavar='HASH', help='with --prune: also remove entries of the code with these source hashes')
     r = sub.add_parser('reproduce', help='run the claims; write figures, results.json and report.md')
     r.add_argument('--only', nargs='+', metavar='NAME', help='run only these claims (see `bn-course list`)')
     r.add_argument('--out', default='bn_course_out', metavar='DIR', help='output directory (default: %(default)s)')
@@ -285,10 +289,13 @@ def main(argv=None) -> int:
         return 0
     if a.cmd == 'runs':
         try:
+            if (a.older_than is not None or a.source) and not a.prune: raise ValueError('--older-than and --source go with --prune')
+            if a.older_than is not None and not a.older_than >= 0: raise ValueError(f'--older-than must be 0 days or more, got {a.older_than}')
             if a.prune or a.clear:
-                f = (prune_store if a.prune else clear_store)()
+                f = prune_store(a.older_than, tuple(a.source)) if a.prune else clear_store()
                 print(f"{'pruned' if a.prune else 'cleared'} the run store {runs_dir()}: removed {f['files']} file(s), "
                       f"freed {f['bytes']/1e6:.1f} MB, removed {f['locks']} free lock file(s)")
+                for name, why in f['kept']: print(f"  kept {name}: {why}")
             else: print_runs()
         except ValueError as e: a.parser.error(str(e))
         return 0

@@ -4,12 +4,14 @@
 
 # %% ../nbs/00_data.ipynb #d8ebf735
 from __future__ import annotations
-import hashlib, inspect, os, pickle, tarfile, warnings
+import hashlib, inspect, os, pickle, warnings
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from .files import BadEntry, save_checked, read_checked
 
 # %% auto #0
 __all__ = ['Data', 'data_dir', 'mnist1d_cache_path', 'mnist1d', 'DatasetMissing', 'cifar10', 'write_fake_cifar10',
@@ -35,6 +37,15 @@ class Data:
     def to(self, device) -> Data:
         "A copy with every tensor moved to `device`."
         return Data(*(getattr(self, f.name).to(device) for f in fields(self)[:4]), name=self.name)
+
+    def digest(self) -> str:
+        "A sha256 of the four tensors (names, dtypes, shapes, bytes on the CPU): the identity of the data a run trains on."
+        h = hashlib.sha256()
+        for f in fields(self)[:4]:
+            t = getattr(self, f.name).detach().cpu().contiguous()
+            h.update(f'{f.name} {t.dtype} {tuple(t.shape)}'.encode())
+            h.update(t.numpy().tobytes())
+        return h.hexdigest()[:16]
 
     def __repr__(self):
         return (f"Data({self.name!r}: x {tuple(self.x.shape)}, x_test {tuple(self.x_test.shape)}, "
@@ -70,12 +81,12 @@ def mnist1d(seed: int = 42, n: int = 5000, train_frac: float = 0.8, cache: bool 
     if n < 10: raise ValueError(f"mnist1d needs n >= 10 samples, got n={n}")
     path = mnist1d_cache_path(seed, n, train_frac)
     if cache and path.exists():
-        try: return Data(**torch.load(path))
-        except Exception as e: warnings.warn(f"unreadable MNIST-1D cache {path} ({type(e).__name__}: {e}); regenerating it")
+        try: return Data(**read_checked(path, kind='mnist1d', name=path.name))
+        except (BadEntry, OSError) as e: warnings.warn(f"MNIST-1D cache {path} not used ({e}); regenerating it")
     res = _mnist1d_prepare(seed, n, train_frac)
     if cache:
-        tmp = path.with_name(f'{path.name}.{os.getpid()}.tmp')
-        torch.save(res, tmp); os.replace(tmp, path)      # whole files only, even with concurrent writers
+        try: save_checked(res, path, kind='mnist1d', name=path.name)      # whole, checksummed, data only
+        except OSError as e: warnings.warn(f"could not cache MNIST-1D at {path} ({e.strerror or e}); using it from memory")
     return Data(**res)
 
 # %% ../nbs/00_data.ipynb #4af518e8

@@ -56,6 +56,9 @@ def _norm(ts) -> torch.Tensor:
 
 def _check_batch(model, x):
     if not len(x): raise ValueError("the batch is empty (0 samples); the probes need at least one sample")
+    if any(p.is_meta for p in model.parameters()):
+        raise ValueError(f"the model ({type(model).__name__}) is on the meta device: its parameters have shapes but no values. "
+                         "Materialise it first (model.to_empty(device='cpu'), then load its weights)")
     if not any(p.requires_grad for p in model.parameters()):
         raise ValueError(f"the model ({type(model).__name__}) has no trainable parameters (none requires grad), so there is no gradient to probe")
 

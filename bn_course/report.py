@@ -4,7 +4,7 @@
 
 # %% ../nbs/30_report.ipynb #7698f2f1
 from __future__ import annotations
-import json, re
+import hashlib, json, re
 from pathlib import Path
 
 from .checks import ClaimResult, Check
@@ -13,7 +13,7 @@ from .store import source_hash
 
 # %% auto #0
 __all__ = ['verdict_of', 'trained_line', 'report_md', 'claim_notebook', 'headline', 'readme_table', 'markers', 'update_block',
-           'update_readme', 'readme_problems', 'report']
+           'update_readme', 'results_checksum', 'readme_problems', 'report']
 
 # %% ../nbs/30_report.ipynb #55dbdac6
 def verdict_of(res: dict) -> str:
@@ -139,16 +139,26 @@ def update_readme(table: str, readme='README.md') -> bool:
     return update_block(table, readme, 'verdicts')
 
 # %% ../nbs/30_report.ipynb #c5fd3622
-def readme_problems(results: dict, claims, source: str) -> list[str]:
+def results_checksum(results: dict) -> str:
+    "The sha256 of `results` (as read back from JSON) without its `checksum` field: `reproduce` writes it, README's gate checks it."
+    body = {k: v for k, v in results.items() if k != 'checksum'}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+def readme_problems(results: dict, claims, source: str, codes: dict | None = None) -> list[str]:
     """Why `results` cannot be README's table (none: it can). README states the course: every claim of `claims`, at
-    the default steps and seeds, by the code whose source hash is `source`."""
+    the default steps and seeds, by the code whose source hash is `source` and, for each claim in `codes`, by the claim
+    and check code whose hash (`cli.claim_code`) it gives; with its numbers as the run wrote them (its checksum)."""
     cfg, ps = results['config'], []
+    if results.get('checksum') != results_checksum(results):
+        ps.append('its numbers do not match its checksum (edited after the run, or written by code that wrote no checksum)')
     if cfg.get('steps') is not None: ps.append(f"it is a smoke run (--steps {cfg['steps']})")
     if cfg.get('seeds') is not None: ps.append(f"it ran --seeds {cfg['seeds']}, not each claim's seeds")
     missing = [n for n in claims if n not in results['claims']]
     if missing: ps.append(f"it lacks {len(missing)} claim(s): {', '.join(missing)}")
     if results.get('broken_modules'): ps.append(f"claim modules failed to import: {', '.join(results['broken_modules'])}")
     if cfg.get('source') != source: ps.append(f"other code made it (source {cfg.get('source', 'not recorded')}, this code {source})")
+    changed = [n for n, r in results['claims'].items() if n in (codes or {}) and r.get('meta', {}).get('claim_code') != codes[n]]
+    if changed: ps.append(f"the claim or check code changed since it ran: {', '.join(changed)}")
     failed = [n for n, r in results['claims'].items() if r.get('meta', {}).get('status') != 'ok']
     if failed: ps.append(f"claim(s) failed: {', '.join(failed)}")
     if cfg.get('scale') != 'cpu': ps.append(f"it ran at the {cfg.get('scale')!r} scale; README reports the 'cpu' scale")
@@ -165,7 +175,10 @@ def report(out='bn_course_out', readme=None, claims=None) -> dict:
     table = readme_table(results)
     (Path(out)/'readme_table.md').write_text(table)
     if readme is None: return results
-    ps = readme_problems(results, list(load_claims()[0]) if claims is None else claims, source_hash())
+    from bn_course.cli import claim_code                 # the command line imports this module: imported when called
+    registered = load_claims()[0]
+    ps = readme_problems(results, list(registered) if claims is None else claims, source_hash(),
+                         {n: claim_code(c) for n, c in registered.items()})
     if ps: raise ValueError(f"{readme} left as it was: {p} cannot be its verdict table: {'; '.join(ps)}. README needs a "
                             f"complete run of every claim at the default steps and seeds: `bn-course reproduce --out {out}`")
     update_readme(table, readme)

@@ -20,9 +20,9 @@ from .train import train, set_seed, History, Measure, default_device
 from .probes import ActivationSampler, ics, landscape
 
 # %% auto #0
-__all__ = ['SCALES', 'PAPER_LR', 'MEASUREMENTS', 'ARCHS', 'DLN_READINGS', 'dln_loss', 'Scale', 'get_scale', 'run_vgg', 'run_dln',
-           'cifar10_stand_in', 'default_threads', 'torch_threads', 'Run', 'spec_label', 'run_spec', 'train_run',
-           'dln_edge']
+__all__ = ['SCALES', 'PAPER_LR', 'MEASUREMENTS', 'ARCHS', 'MAX_STEPS', 'MAX_LR', 'DLN_READINGS', 'dln_loss', 'Scale', 'get_scale',
+           'run_vgg', 'run_dln', 'cifar10_stand_in', 'default_threads', 'torch_threads', 'Run', 'spec_label',
+           'run_spec', 'train_run', 'dln_edge']
 
 # %% ../nbs/05a_setups.ipynb #fb07da8c
 def dln_loss(out, y):
@@ -54,11 +54,18 @@ class Scale:
             _DATA[key] = mnist1d(n=self.n_data) if self.dataset == 'mnist1d' else cifar10(download=self.download)
         return _DATA[key]
 
+    def data_digest(self, arch: str, seed: int = 0) -> str:
+        "The identity (`Data.digest`) of the data `arch`'s run with `seed` trains on at this scale: part of every run's key."
+        if arch == 'dln': return self.dln_data(seed).digest()
+        key = (self.dataset, self.download, self.n_data)
+        if key not in _DIGESTS: _DIGESTS[key] = self.vgg_data().digest()
+        return _DIGESTS[key]
+
     def dln_data(self, seed: int = 0): return gaussian_regression(n=self.dln_n, dim=self.dln_width, seed=seed)
     def make_vgg(self, norm: str = 'none'): return vgg(norm=norm, **self.vgg)
     def make_dln(self, norm: str = 'none'): return deep_linear(self.dln_depth, self.dln_width, norm)
 
-_DATA = {}
+_DATA, _DIGESTS = {}, {}
 
 SCALES = {
     'cpu': Scale('cpu', 'mnist1d', dict(config='vgg16', dim=1, in_channels=1, width=1/8, init='kaiming'), steps=3000,
@@ -104,7 +111,7 @@ def cifar10_stand_in(n_per_batch: int = 10, seed: int = 0):
     environment variable, torchvision's checksums and the in-memory CIFAR-10 cache are as before."""
     from torchvision.datasets import CIFAR10
     saved, old = (CIFAR10.train_list, CIFAR10.test_list, CIFAR10.meta), os.environ.get('BN_COURSE_DATA')
-    drop = lambda: [_DATA.pop(k) for k in [k for k in _DATA if k[0] == 'cifar10']]
+    drop = lambda: [c.pop(k) for c in (_DATA, _DIGESTS) for k in [k for k in c if k[0] == 'cifar10']]
     with tempfile.TemporaryDirectory() as d:
         try:
             os.environ['BN_COURSE_DATA'] = d; drop()
@@ -172,22 +179,24 @@ def spec_label(s: dict) -> str:
     kw = (s.get('scale') or {}).get('vgg', {}).get('norm_kw') if s['arch'] == 'vgg' else None
     return f"{s['arch']} {s['norm']}{f' {kw}' if kw else ''} lr={s['lr']:g} seed={s['seed']} steps={s['steps']}"
 
+MAX_STEPS, MAX_LR = 1_000_000, 1e6     # far above any run of the course (15,000 steps; lr up to 10)
+
 def run_spec(arch, norm, lr, seed, scale, steps, device) -> tuple[dict, Scale]:
-    "The settings that make a run, checked (a clear error naming what is allowed) and with the defaults filled in; and its `Scale`."
+    """The settings that make a run, checked (a clear error naming what is allowed) and with the defaults filled in,
+    including `data`, the digest of the data it trains on; and its `Scale`."""
     if arch not in ARCHS: raise ValueError(f"unknown architecture {arch!r}; choose one of {list(ARCHS)}")
     if norm not in NORM_KINDS: raise ValueError(f"unknown norm kind {norm!r}; choose one of {', '.join(map(repr, NORM_KINDS))}")
     if isinstance(lr, torch.Tensor) and lr.numel() == 1: lr = lr.item()
-    if isinstance(lr, bool) or not (isinstance(lr, numbers.Real) and math.isfinite(lr) and lr > 0):
-        raise ValueError(f"lr must be a positive number, got lr={lr!r}")
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got seed={seed!r}")
-    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1):
-        raise ValueError(f"steps must be a positive integer, or None for the scale's budget; got steps={steps!r}")
+    if isinstance(lr, bool) or not (isinstance(lr, numbers.Real) and math.isfinite(lr) and 0 < lr <= MAX_LR):
+        raise ValueError(f"lr must be a positive number up to {MAX_LR:g}, got lr={lr!r}")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**32:
+        raise ValueError(f"seed must be an integer from 0 to 2**32 - 1 (NumPy's seeds are 32-bit), got seed={seed!r}")
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or not 1 <= steps <= MAX_STEPS):
+        raise ValueError(f"steps must be an integer from 1 to {MAX_STEPS:,}, or None for the scale's budget; got steps={steps!r}")
     s = get_scale(scale)
     steps = int(steps if steps is not None else s.steps if arch == 'vgg' else s.dln_steps)
     return dict(arch=arch, norm=norm, lr=float(lr), seed=int(seed), steps=steps, scale=asdict(s),
-                device=default_device(device).type, threads=default_threads(s.name)), s
-
+                device=default_device(device).type, threads=default_threads(s.name), data=s.data_digest(arch, int(seed))), s
 
 # %% ../nbs/05a_setups.ipynb #471aa9c8
 def _landscape_arrays(m: Measure) -> dict:

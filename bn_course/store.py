@@ -4,7 +4,7 @@
 
 # %% ../nbs/05b_store.ipynb #5c7bb89e
 from __future__ import annotations
-import fcntl, functools, hashlib, io, json, numbers, os, sys, tempfile, time, warnings
+import fcntl, functools, hashlib, json, numbers, os, re, stat, sys, time, warnings
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -12,31 +12,58 @@ from pathlib import Path
 import torch
 
 from .data import data_dir
+from .files import BadEntry, FORMAT, save_checked, read_checked, read_header
 from .norms import NORM_KINDS
 from .train import History
 from .setups import (Scale, Run, get_scale, run_spec, spec_label, train_run, run_vgg, run_dln, torch_threads,
                               MEASUREMENTS)
 
 # %% auto #0
-__all__ = ['RUN_MODULES', 'runs_dir', 'source_hash', 'run_key', 'store_log', 'BadEntry', 'entry_header', 'read_entry', 'load_run',
+__all__ = ['MARKER', 'RUN_MODULES', 'runs_dir', 'source_hash', 'run_key', 'store_log', 'entry_header', 'read_entry', 'load_run',
            'get_run', 'stored_run', 'get_model', 'store_entries', 'prune_store', 'clear_store', 'Options', 'options',
            'grid_runs']
 
 # %% ../nbs/05b_store.ipynb #960779be
+MARKER = '.bn_course_store'          # the file that makes a folder a run store
+_ENTRY = re.compile(r'([0-9a-f]{16})(\.model)?\.pt')                      # <key>.pt (a run), <key>.model.pt (its weights)
+_LOCK = re.compile(r'[0-9a-f]{16}\.lock')
+_TMP = re.compile(r'\.?[0-9a-f]{16}(\.model)?(\.pt\.)?[a-z0-9_]{8}\.tmp')   # a save's temporary file (and older code's)
+_ASIDE = re.compile(r'[0-9a-f]{16}(\.model)?\.pt\.\d{8}T\d{6}\.\d+')        # a bad entry set aside in corrupt/
+
+def _own_name(name: str) -> bool:
+    "Whether `name` is one the store gives its files."
+    return name in (MARKER, 'log.jsonl', 'corrupt') or any(r.fullmatch(name) for r in (_ENTRY, _LOCK, _TMP))
+
+def _writable(d: Path) -> bool:
+    "Whether this process may create files in the folder `d` (a store it can only read is served without lock or log)."
+    return os.access(d, os.W_OK | os.X_OK)
+
+# %% ../nbs/05b_store.ipynb #1d242b61
 def runs_dir() -> Path:
-    """Where runs are stored: `$BN_COURSE_RUNS`, else `runs/` in the data folder; created if missing. A path that is a
-    file, or a folder that cannot be created, is a `ValueError` saying so."""
+    """Where runs are stored: `$BN_COURSE_RUNS`, else `runs/` in the data folder. The store owns that folder and marks
+    it with a file `.bn_course_store`: a missing folder is created and marked, an unmarked one is marked if it holds only
+    the store's own files (or nothing), and one holding other files is refused (`ValueError`), so the store never writes
+    or removes among files it did not make. A path that is a file, or cannot be created, is a `ValueError` too."""
     d = Path(os.environ.get('BN_COURSE_RUNS') or data_dir()/'runs')
-    if d.is_dir(): return d
-    if d.exists(): raise ValueError(f"the run store {d} is a file, not a folder: point BN_COURSE_RUNS at a folder (created if missing)")
+    if d.exists() and not d.is_dir():
+        raise ValueError(f"the run store {d} is a file, not a folder: point BN_COURSE_RUNS at a folder (created if missing)")
     try: d.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ValueError(f"cannot create the run store {d}: {e.strerror or e}; point BN_COURSE_RUNS at a folder you can write") from None
+    if (d/MARKER).is_file(): return d
+    try: foreign = sorted(p.name for p in d.iterdir() if not _own_name(p.name))
+    except OSError as e: raise ValueError(f"cannot list the run store {d}: {e.strerror or e}") from None
+    if foreign:
+        raise ValueError(f"{d} is not a bn_course run store: it holds files the store did not write "
+                         f"({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}) and no {MARKER}. "
+                         "Point BN_COURSE_RUNS at a new or empty folder")
+    if _writable(d):
+        try: (d/MARKER).write_text('A bn_course run store: bn_course.store writes, verifies and removes the files here.\n')
+        except OSError: pass
     return d
 
-
 # %% ../nbs/05b_store.ipynb #a1b2c3d4
-RUN_MODULES = ('data', 'norms', 'models', 'train', 'probes', 'setups')   # every module of bn_course a run executes
+RUN_MODULES = ('files', 'data', 'norms', 'models', 'train', 'probes', 'setups')   # every module of bn_course a run executes
 
 @functools.cache
 def source_hash() -> str:
@@ -46,16 +73,21 @@ def source_hash() -> str:
     return hashlib.sha1(b''.join((here/f'{m}.py').read_bytes() for m in RUN_MODULES)).hexdigest()[:12]
 
 def run_key(spec: dict) -> str:
-    "The store key of `spec`: its settings, the torch version and the source of the modules a run executes."
+    "The store key of `spec`: its settings (with the digest of its data), the torch version and the source of the modules a run executes."
     blob = json.dumps(dict(spec, torch=torch.__version__, source=source_hash()), sort_keys=True, default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 # %% ../nbs/05b_store.ipynb #1cd13860
 _RUNS: dict[str, Run] = {}
 
-def _writable(d: Path) -> bool:
-    "Whether this process may create files in the folder `d` (a store it can only read is served without lock or log)."
-    return os.access(d, os.W_OK | os.X_OK)
+def _owner(path: Path) -> str:
+    "Whose file `path` is and its mode, for messages: `nobody's, mode -rw-------`."
+    try: st = path.stat()
+    except OSError: return 'owner unknown'
+    import pwd
+    try: who = pwd.getpwuid(st.st_uid).pw_name
+    except KeyError: who = f'uid {st.st_uid}'
+    return f"{who}'s, mode {stat.filemode(st.st_mode)}"
 
 @contextmanager
 def _locked(path: Path, wait: bool = True):
@@ -67,7 +99,13 @@ def _locked(path: Path, wait: bool = True):
         return
     while True:
         try: f = open(path, 'a')
-        except PermissionError: f = open(path)         # another user's lock file: a read handle locks too
+        except PermissionError:
+            try: f = open(path)                         # another user's lock file: a read handle locks too
+            except PermissionError:
+                warnings.warn(f"cannot open the lock file {path} ({_owner(path)}): this run is trained without a lock, so "
+                              "another process may train it too; the lock's owner can remove the file", stacklevel=3)
+                yield True
+                return
         try: fcntl.flock(f, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             f.close()
@@ -79,7 +117,8 @@ def _locked(path: Path, wait: bool = True):
         f.close()
     try: yield True
     finally:
-        path.unlink(missing_ok=True)
+        try: path.unlink(missing_ok=True)
+        except PermissionError: pass                    # another user's lock file in a shared folder: it stays, and locks as well
         fcntl.flock(f, fcntl.LOCK_UN)
         f.close()
 
@@ -111,78 +150,71 @@ def store_log() -> list[dict]:
     return out
 
 # %% ../nbs/05b_store.ipynb #54217497
-_MAGIC = b'bn_course store entry '
+def _key_kind(path: Path) -> tuple[str, str]:
+    "The key and kind ('run' or 'model') the file name of a store entry says; `BadEntry` for a name no entry has."
+    m = _ENTRY.fullmatch(Path(path).name)
+    if not m: raise BadEntry(f"{Path(path).name} is not the name of a run store entry (<key>.pt or <key>.model.pt)")
+    return m[1], 'model' if m[2] else 'run'
 
-class BadEntry(ValueError): "A stored file that is not what the store wrote: empty, truncated, altered, garbage, or without a checksum."
-
-def _umask() -> int:
-    m = os.umask(0)
-    os.umask(m)
-    return m
-
-def _save_atomic(obj, path: Path, **meta):
-    """`torch.save(obj)` to `path` atomically (a temporary file in the same folder, then a rename), after a header line:
-    the payload's sha256 and size, the source hash and torch version that made it, and `meta`. Readable by all (umask)."""
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    payload = buf.getvalue()
-    head = dict(sha256=hashlib.sha256(payload).hexdigest(), bytes=len(payload), source=source_hash(), torch=torch.__version__, **meta)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix='.tmp')
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())
-        with os.fdopen(fd, 'wb') as f: f.write(_MAGIC + json.dumps(head).encode() + b'\n' + payload)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _save_entry(obj, path: Path, label: str) -> bool:
+    """Store `obj` as the entry `path`: a checked file (`files.save_checked`) whose header names its key and kind (from
+    its name), the run it holds, and the source hash and torch version that made it. A save that fails (a full disk, no
+    permission) warns and returns False: the caller keeps what it trained, for this process."""
+    key, kind = _key_kind(path)
+    try: save_checked(obj, path, key=key, kind=kind, run=label, source=source_hash(), torch=torch.__version__)
+    except OSError as e:
+        warnings.warn(f"trained {label} but could not store it as {path} ({e.strerror or e}): it is used from memory in this "
+                      "process only. Free some space, or point BN_COURSE_RUNS at a folder you can write", stacklevel=3)
+        return False
+    return True
 
 # %% ../nbs/05b_store.ipynb #80dedccf
-def _header(line: bytes) -> dict:
-    if not line.startswith(_MAGIC): raise BadEntry('it is not a bn_course store entry (empty, garbage, or written before entries had checksums)')
-    try: h = json.loads(line[len(_MAGIC):])
-    except ValueError: h = None
-    if not isinstance(h, dict) or 'sha256' not in h: raise BadEntry('its header is damaged')
-    return h
-
 def entry_header(path: Path) -> dict:
-    "The header of the store entry `path` (checksum, size, source hash, torch version, what it holds), read without the rest."
-    with open(path, 'rb') as f: return _header(f.readline(1 << 16))
+    "The header of the store entry `path` (checksum, size, key, kind, run, source hash, torch version), read without the rest."
+    return read_header(path)
 
 def read_entry(path: Path):
-    "The object stored in the entry `path`, once its content matches its checksum; else `BadEntry` saying what is wrong."
-    line, _, payload = path.read_bytes().partition(b'\n')
-    h = _header(line)
-    if hashlib.sha256(payload).hexdigest() != h['sha256']:
-        raise BadEntry(f"its content does not match its checksum ({len(payload)} bytes, {h.get('bytes')} written)")
-    try: return torch.load(io.BytesIO(payload), weights_only=False)
-    except Exception as e: raise BadEntry(f'torch cannot read it: {e}') from None
+    """The object in the store entry `path`, once `files.read_checked` passes it: the key and kind in its header are those
+    its name says, its content matches its checksum, and it holds data only (no code runs). Else `BadEntry` saying why."""
+    key, kind = _key_kind(path)
+    return read_checked(path, key=key, kind=kind)
 
 # %% ../nbs/05b_store.ipynb #e3db96bc
 def _set_aside(path: Path, why: str):
-    "Move the bad entry `path` into the store's `corrupt/` folder (if the store is writable) and warn, naming it and why."
-    dest = None
-    if _writable(path.parent):
-        (path.parent/'corrupt').mkdir(exist_ok=True)
-        dest = path.parent/'corrupt'/f"{path.name}.{time.strftime('%Y%m%dT%H%M%S')}.{os.getpid()}"
-        try: os.replace(path, dest)
-        except FileNotFoundError: return            # another process set it aside first
-    warnings.warn(f"bad run store entry {path}: {why}; not served: " +
-                  (f"moved to {dest}, trained again" if dest else "the store is read-only, so it is trained again and not kept"),
-                  stacklevel=4)
+    """Move the bad entry `path` into the store's `corrupt/` folder and warn, naming it and why. Where it cannot be moved
+    (a read-only store, `corrupt` not a folder this user can write, the entry not a plain file) it stays unserved, and
+    the next save of its run replaces it."""
+    d = path.parent/'corrupt'
+    try:
+        if not _writable(path.parent): raise PermissionError(0, 'the store is read-only here')
+        if path.is_symlink() or not path.is_file(): raise IsADirectoryError(0, 'it is not a plain file')
+        if d.is_symlink() or not d.is_dir(): d.mkdir()
+        dest = d/f"{path.name}.{time.strftime('%Y%m%dT%H%M%S')}.{os.getpid()}"
+        os.replace(path, dest)
+        where = f'moved to {dest}'
+    except FileNotFoundError: return                      # another process set it aside first
+    except OSError as e: where = f"left in place, not set aside into {d} ({e.strerror or e})"
+    warnings.warn(f"bad run store entry {path}: {why}; not served: {where}; trained again", stacklevel=4)
 
 def _load_entry(path: Path):
-    "The object in the store entry `path`; None if there is none, or if it is bad (then set aside, with a warning)."
-    if not path.exists(): return None
+    """The object in the store entry `path`; None if there is none, if it is bad (set aside, with a warning), or if this
+    user may not read it (a warning naming whose it is and what to do)."""
     try: return read_entry(path)
-    except BadEntry as e:
-        _set_aside(path, str(e))
-        return None
+    except FileNotFoundError: return None
+    except PermissionError:
+        warnings.warn(f"cannot read the run store entry {path} ({_owner(path)}): it is trained again here. Its owner can "
+                      "make it readable (chmod a+r), or point BN_COURSE_RUNS at a store of your own", stacklevel=4)
+    except BadEntry as e: _set_aside(path, str(e))
+    return None
 
-def _save_run(run: Run, path: Path): _save_atomic(dict(asdict(run), history=asdict(run.history)), path, kind='run', run=run.label)
+def _save_run(run: Run, path: Path) -> bool: return _save_entry(dict(asdict(run), history=asdict(run.history)), path, run.label)
 
 def load_run(path: Path) -> Run | None:
+    "The run in the store entry `path`: None if there is none or it is bad (set aside) or unreadable (a warning)."
     d = _load_entry(path)
-    return None if d is None else Run(**{**d, 'history': History(**d['history'])})
+    if d is None: return None
+    try: return Run(**{**d, 'history': History(**d['history'])})
+    except (KeyError, TypeError) as e: _set_aside(path, f'it does not hold a run ({type(e).__name__}: {e})')
 
 def _stored(key: str) -> Run | None:
     "The run `key` from memory, else from the store on disk (logged as a load), else None."
@@ -212,7 +244,7 @@ def get_run(arch: str, norm: str, lr: float, seed: int = 0, scale: str | Scale =
             run.key = key
             _RUNS[key] = run
             if _writable(runs_dir()):
-                _save_run(run, runs_dir()/f'{key}.pt')
+                _save_run(run, runs_dir()/f'{key}.pt')            # a failed save warns: the trained run is still returned
                 _log('train', run)
     return run
 
@@ -236,57 +268,74 @@ def get_model(arch: str, norm: str, lr: float, seed: int = 0, scale: str | Scale
         d = _load_entry(path)
         if d is not None:
             model = s.make_vgg(norm) if arch == 'vgg' else s.make_dln(norm)
-            model.load_state_dict(d['weights'])
-            h = History(**d['history'])
-            _log('load', key=f'{key}.model', run=label, seconds=d['seconds'])
-        else:
+            try:
+                model.load_state_dict(d['weights'])
+                h = History(**d['history'])
+                _log('load', key=f'{key}.model', run=label, seconds=d['seconds'])
+            except (KeyError, TypeError, RuntimeError) as e:
+                _set_aside(path, f'its weights are not this network\'s ({type(e).__name__})')
+                d = None
+        if d is None:
             t0 = time.perf_counter()
             with torch_threads(spec['threads']):
                 model, h = (run_vgg if arch == 'vgg' else run_dln)(s, norm, lr, seed=seed, steps=spec['steps'], device=device, progress=False)
             model = model.cpu()
             dt = time.perf_counter() - t0
             if _writable(runs_dir()):
-                _save_atomic(dict(weights=model.state_dict(), history=asdict(h), seconds=dt), path, kind='model', run=label)
+                _save_entry(dict(weights=model.state_dict(), history=asdict(h), seconds=dt), path, label)
                 _log('train', key=f'{key}.model', run=label, seconds=round(dt, 2), steps=len(h.loss))
     return model, h
 
 # %% ../nbs/05b_store.ipynb #d54c9df7
+def _plain_files(d: Path, pattern: re.Pattern) -> list[Path]:
+    "The plain files (no symlinks, no folders) in the folder `d` whose names `pattern` matches whole; none if `d` is no plain folder."
+    if d.is_symlink() or not d.is_dir(): return []
+    return sorted(p for p in d.iterdir() if pattern.fullmatch(p.name) and not p.is_symlink() and p.is_file())
+
 def store_entries() -> list[dict]:
-    """Every entry in the store: `path`, `key`, `kind` ('run' or 'model'), `run` (what it holds), `bytes`, `age_s`, and
-    `stale`: why no key of this code can read it (made by other code or another torch version, or bad), '' if none."""
+    """Every entry in the store (a plain file named as entries are): `path`, `key`, `kind` ('run' or 'model'), `run` (what
+    it holds), `source` (the code that made it), `bytes`, `age_s`, and `stale`: why this code never reads it, '' if it
+    does. `ours` says whether its header is the store's: only those are ever removed."""
     out, now = [], time.time()
-    for p in sorted(runs_dir().glob('*.pt')):
+    for p in _plain_files(runs_dir(), _ENTRY):
+        key, kind = _key_kind(p)
         try: st, h, why = p.stat(), entry_header(p), ''
         except FileNotFoundError: continue
-        except BadEntry as e: st, h, why = p.stat(), {}, f'bad: {e}'
+        except PermissionError: st, h, why = p.stat(), {}, f'unreadable here ({_owner(p)})'
+        except BadEntry as e: st, h, why = p.stat(), {}, f'not a store entry: {e}'
+        if not why and h.get('format') != FORMAT: why = 'made by older code (a pickled entry, never loaded)'
+        if not why and (h.get('key'), h.get('kind')) != (key, kind): why = f"bad: it holds {h.get('kind')} {h.get('key')} (renamed)"
         if not why and h.get('source') != source_hash(): why = f"made by other code (source {h.get('source')})"
         if not why and h.get('torch') != torch.__version__: why = f"made by torch {h.get('torch')}"
-        out.append(dict(path=p, key=p.name.removesuffix('.pt'), kind=h.get('kind', '?'), run=h.get('run', '?'),
-                        bytes=st.st_size, age_s=now - st.st_mtime, stale=why))
+        out.append(dict(path=p, key=p.name.removesuffix('.pt'), kind=kind, run=h.get('run', '?'), source=h.get('source'),
+                        bytes=st.st_size, age_s=now - st.st_mtime, stale=why, ours=bool(h)))
     return out
 
 # %% ../nbs/05b_store.ipynb #e22b0c74
 def _remove(paths) -> dict:
-    "Remove `paths`: how many files and bytes that freed."
+    "Remove the plain files `paths` (never a symlink or a folder): how many files and bytes that freed, and those it could not."
     n = b = 0
+    failed = []
     for p in paths:
         try:
-            size = p.stat().st_size
-            p.unlink()
-            n += 1
-            b += size
+            st = os.lstat(p)
+            if not stat.S_ISREG(st.st_mode): continue
+            os.unlink(p)
+            n, b = n + 1, b + st.st_size
         except FileNotFoundError: pass
-    return dict(files=n, bytes=b)
+        except OSError as e: failed.append((p.name, e.strerror or str(e)))
+    return dict(files=n, bytes=b, failed=failed)
 
 def _free_locks(d: Path) -> int:
-    "Remove the lock files in `d` that no process holds; how many."
+    "Remove the store's lock files in `d` that no process holds (and this user may remove); how many."
     n = 0
-    for p in d.glob('*.lock'):
-        with open(p, 'a') as f:
-            try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError: continue                # a process is training that run
-            p.unlink(missing_ok=True)
-            n += 1
+    for p in _plain_files(d, _LOCK):
+        try:
+            with open(p, 'a') as f:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                p.unlink(missing_ok=True)
+                n += 1
+        except OSError: continue                        # held by a process training that run, or another user's
     return n
 
 def _writable_store() -> Path:
@@ -294,20 +343,37 @@ def _writable_store() -> Path:
     if not _writable(d): raise ValueError(f"the run store {d} is read-only here: nothing can be removed from it")
     return d
 
-def prune_store() -> dict:
-    """Remove the stale entries (other code, other torch, bad), the set-aside ones in `corrupt/`, lock files no process
-    holds and temporary files older than an hour: `files` and `bytes` freed, `locks` removed."""
-    d = _writable_store()
-    old = [p for p in d.glob('*.tmp') if time.time() - p.stat().st_mtime > 3600]
-    res = _remove([e['path'] for e in store_entries() if e['stale']] + list(d.glob('corrupt/*')) + old)
-    return res | dict(locks=_free_locks(d))
+def _leftovers(d: Path) -> list[Path]:
+    "The store's own debris: bad entries set aside in `corrupt/`, and temporary files of saves over an hour old (killed)."
+    return _plain_files(d/'corrupt', _ASIDE) + [p for p in _plain_files(d, _TMP) if time.time() - p.stat().st_mtime > 3600]
 
+# %% ../nbs/05b_store.ipynb #0f4a153c
+def prune_store(older_than_days: float | None = None, sources=()) -> dict:
+    """Remove what no checkout reads: entries whose header is the store's but that hold another entry (renamed), the
+    entries set aside in `corrupt/`, lock files no process holds, and temporary files a killed save left. Entries made by
+    other code or another torch are kept, as another checkout may read them, unless their source is in `sources` or they
+    are older than `older_than_days`. Files without the store's header are never removed. Returns `files`, `bytes` and
+    `locks` freed, and `kept`: `(name, why)` for each entry left that this code does not read."""
+    d, kept, gone = _writable_store(), [], []
+    for e in store_entries():
+        if not e['stale']: continue
+        asked = e['source'] in sources or (older_than_days is not None and e['age_s'] > older_than_days*86400)
+        if e['ours'] and (e['stale'].startswith('bad') or asked): gone.append(e['path'])
+        else: kept.append((e['path'].name, e['stale'] if not e['ours'] else
+                           f"{e['stale']}: another checkout may read it (--older-than DAYS or --source HASH removes it)"))
+    res = _remove(gone + _leftovers(d))
+    return res | dict(locks=_free_locks(d), kept=kept + res.pop('failed'))
+
+# %% ../nbs/05b_store.ipynb #327621cc
 def clear_store() -> dict:
-    "Empty the store: every entry, the set-aside ones, the log and the free lock files: `files` and `bytes` freed."
+    """Empty the store of everything it wrote: every entry with the store's header (whatever code made it), the entries
+    set aside, the log, temporary files and free lock files. Files without the store's header stay, listed in `kept`."""
     d = _writable_store()
     _RUNS.clear()
-    res = _remove([p for p in d.glob('*') if p.is_file() and p.suffix != '.lock'] + list(d.glob('corrupt/*')))
-    return res | dict(locks=_free_locks(d))
+    es = store_entries()
+    res = _remove([e['path'] for e in es if e['ours']] + _plain_files(d, re.compile(r'log\.jsonl')) + _leftovers(d) + _plain_files(d, _TMP))
+    kept = [(e['path'].name, e['stale']) for e in es if not e['ours']] + res.pop('failed')
+    return res | dict(locks=_free_locks(d), kept=kept)
 
 # %% ../nbs/05b_store.ipynb #a1656abd
 def _seeds(seeds, s: Scale) -> list[int]:

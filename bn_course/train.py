@@ -137,7 +137,7 @@ def train(model: nn.Module, data: Data, lr: float, steps: int, bs: int = 128, lo
     opt = torch.optim.SGD(model.parameters(), lr=lr)
     it, h = batches(data.x, data.y, bs, seed=seed), History(lr=lr)
     eval_every = eval_every or steps
-    losses, accs = torch.full((steps,), math.nan, device=device), torch.full((steps,), math.nan, device=device)
+    buf, losses, accs = torch.full((2, sync_every), math.nan, device=device), [], []   # memory grows with the steps run
     model.train()
     for cb in callbacks: cb.before_fit(model)
     bar = tqdm(range(steps), disable=not progress, leave=False, desc=f'lr={lr:g}' if desc is None else desc)
@@ -149,22 +149,25 @@ def train(model: nn.Module, data: Data, lr: float, steps: int, bs: int = 128, lo
         loss = loss_fn(out, yb)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        losses[step], accs[step] = loss.detach(), accuracy(out.detach(), yb)
+        buf[0, step - done], buf[1, step - done] = loss.detach(), accuracy(out.detach(), yb)
         for cb in callbacks: cb.after_backward(step, model, xb, yb)
         opt.step()
         last = step + 1 == steps
         if (step + 1) % sync_every == 0 or last:
-            chunk = losses[done:step + 1].cpu()
-            bad = (~torch.isfinite(chunk)).nonzero()
+            chunk = buf[:, :step + 1 - done].cpu()
+            bad = (~torch.isfinite(chunk[0])).nonzero()
             if len(bad): h.diverged_at = done + int(bad[0])
+            losses += chunk[0].tolist()
+            accs += chunk[1].tolist()
             done = step + 1
-            bar.set_postfix(loss=f'{chunk[-1].item():.3g}')
+            bar.set_postfix(loss=f'{chunk[0, -1].item():.3g}')
         if h.diverged: break
         if (step + 1) % eval_every == 0 or last:
             tl, ta = evaluate(model, data.x_test, data.y_test, loss_fn)
             h.test_steps.append(step + 1); h.test_loss.append(tl); h.test_acc.append(ta)
     bar.close()
     for cb in callbacks: cb.after_fit(model)
-    if h.diverged: losses[h.diverged_at:] = math.nan; accs[h.diverged_at:] = math.nan
-    h.loss, h.acc, h.seconds = losses.tolist(), accs.tolist(), time.perf_counter() - t0
+    if h.diverged: losses[h.diverged_at:], accs[h.diverged_at:] = [], []
+    pad = [math.nan] * (steps - len(losses))                       # past a divergence: NaN, as the run has no values there
+    h.loss, h.acc, h.seconds = losses + pad, accs + pad, time.perf_counter() - t0
     return h
