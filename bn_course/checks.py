@@ -10,12 +10,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from fastcore.basics import patch
 
 from .measures import final_test_acc, worst
 
 # %% auto #0
-__all__ = ['OPS', 'REGIME', 'LEARNS_BAR', 'Check', 'skip_checks', 'verdict', 'curve_rows', 'select', 'ClaimResult',
-           'learns_check', 'num_text', 'seeds_text', 'prose', 'verdict_words', 'jsonable', 'save_result', 'load_result']
+__all__ = ['OPS', 'REGIME', 'LEARNS_BAR', 'SIDES', 'EFFECT_WORDS', 'MIN_FINITE', 'REGIME_WORD', 'Check', 'skip_checks', 'verdict',
+           'curve_rows', 'select', 'ClaimResult', 'learns_check', 'num_text', 'seeds_text', 'prose', 'verdict_words',
+           'Effect', 'effect_verdict', 'jsonable', 'save_result', 'load_result']
 
 # %% ../nbs/05c_checks.ipynb #e9e2ef35
 OPS = {'>=': operator.ge, '<=': operator.le, '>': operator.gt, '<': operator.lt}
@@ -177,6 +179,73 @@ def verdict_words(v: str) -> str:
     "A claim's verdict (`ClaimResult.verdict`) as a sentence says it: 'reproduces', 'reproduces in part', 'contradicts the paper' or 'does not reproduce at this scale'."
     return ('reproduces' if v.startswith('reproduced') else 'contradicts the paper' if v.startswith('contradicts')
             else 'does not reproduce at this scale' if v.startswith('not at this scale') else 'reproduces in part')
+
+# %% ../nbs/05c_checks.ipynb #7da951fe
+SIDES = ('>', '<', '=')
+EFFECT_WORDS = ('supported', 'contradicted', 'inconclusive')
+MIN_FINITE = 0.8          # the share of seeds an effect needs finite values on, else it is inconclusive
+
+@dataclass
+class Effect:
+    """One statement as a statistic per seed: the paper predicts it lies on `side` of `bar` ('>' above, '<' below, '='
+    within `bar` +- `margin`). `values`: one per seed, NaN where a seed has none. `scale` 'log' marks a log ratio
+    (figures label it as a ratio); `paper` is the paper's own value of the statistic where it prints one."""
+    id: str
+    statement: str
+    values: list
+    bar: float = 0.
+    side: str = '>'
+    margin: float = 0.
+    primary: bool = False
+    scale: str = 'linear'
+    paper: float | None = None
+
+    def __post_init__(self):
+        if self.side not in SIDES: raise ValueError(f"unknown side {self.side!r}; choose one of {list(SIDES)}")
+        if self.side == '=' and not self.margin > 0: raise ValueError(f"an equivalence ('=') needs a margin above 0, got margin={self.margin!r}")
+        self.values = [float(v) for v in self.values]
+
+# %% ../nbs/05c_checks.ipynb #c60a5cb6
+@patch(as_prop=True)
+def finite(self: Effect) -> np.ndarray:
+    "The seeds' values that are finite numbers."
+    return np.array([v for v in self.values if math.isfinite(v)])
+
+@patch(as_prop=True)
+def estimate(self: Effect) -> float:
+    "The mean over the finite seeds."
+    return float(self.finite.mean()) if len(self.finite) else math.nan
+
+@patch(as_prop=True)
+def interval(self: Effect) -> tuple[float, float]:
+    "The t-interval of the mean over the finite seeds: 95%, or 90% for an equivalence (TOST at 5%); NaNs when too few."
+    from scipy import stats
+    x = self.finite
+    if len(x) < 2 or len(x) < MIN_FINITE*len(self.values): return (math.nan, math.nan)
+    if np.ptp(x) == 0: return (float(x[0]), float(x[0]))           # every seed equal: the interval is that point
+    ci = stats.ttest_1samp(x, self.bar).confidence_interval(0.90 if self.side == '=' else 0.95)
+    return float(ci.low), float(ci.high)
+
+# %% ../nbs/05c_checks.ipynb #735eacbc
+@patch(as_prop=True)
+def word(self: Effect) -> str:
+    "'supported', 'contradicted' or 'inconclusive', from where the interval lies against the bar."
+    lo, hi = self.interval
+    if math.isnan(lo): return 'inconclusive'
+    if self.side == '=':
+        inside, outside = self.bar - self.margin < lo and hi < self.bar + self.margin, hi < self.bar - self.margin or lo > self.bar + self.margin
+        return 'supported' if inside else 'contradicted' if outside else 'inconclusive'
+    above, below = lo > self.bar, hi < self.bar
+    return ('supported' if above else 'contradicted' if below else 'inconclusive') if self.side == '>' else \
+           ('supported' if below else 'contradicted' if above else 'inconclusive')
+
+# %% ../nbs/05c_checks.ipynb #105f5304
+REGIME_WORD = "not in the paper's regime"
+
+def effect_verdict(primary: Effect, regime: list[Check] = ()) -> str:
+    "The claim's verdict: the primary effect's word, or `REGIME_WORD` (naming what does not learn) if a regime check fails."
+    bad = [c.id[len(REGIME):] for c in regime if not c.skip and not c.passed]
+    return f"{REGIME_WORD} (not learning: {', '.join(bad)})" if bad else primary.word
 
 # %% ../nbs/05c_checks.ipynb #759b55b8
 def jsonable(o):

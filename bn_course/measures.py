@@ -8,8 +8,8 @@ import math
 import numpy as np
 
 # %% auto #0
-__all__ = ['DRIFT_STARTS', 'final_acc', 'final_loss', 'final_test_acc', 'steps_to', 'worst', 'ratio', 'drifts', 'run_moments',
-           'unit_drifts']
+__all__ = ['CHANCE', 'DRIFT_STARTS', 'final_acc', 'final_loss', 'final_test_acc', 'steps_to', 'late_test_acc', 'late_train_acc',
+           'worst', 'ratio', 'drifts', 'run_moments', 'unit_drifts']
 
 # %% ../nbs/07_measures.ipynb #ca3cd1b4
 def final_acc(h, last: int = 20) -> float:
@@ -36,6 +36,22 @@ def steps_to(h, level: float = 0.5, window: int = 20) -> float:
     c = np.convolve(np.nan_to_num(a, nan=0.), np.ones(window), 'full')[:len(a)] / np.minimum(np.arange(1, len(a) + 1), window)
     hit = np.nonzero(c >= level)[0]
     return float(hit[0]) if len(hit) else math.inf
+
+# %% ../nbs/07_measures.ipynb #df224d4c
+CHANCE = 0.1          # a 10-class task's accuracy by guessing: what a diverged run scores
+
+def late_test_acc(h, frac: float = 0.25) -> float:
+    "Median test accuracy of the evaluations in the last `frac` of training (`CHANCE` for a diverged run)."
+    if h.diverged: return CHANCE
+    n = len(h.loss) or (h.test_steps[-1] if h.test_steps else 0)
+    acc = [a for t, a in zip(h.test_steps, h.test_acc) if t >= (1 - frac)*n]
+    return float(np.median(acc)) if acc else math.nan
+
+def late_train_acc(h, frac: float = 0.25) -> float:
+    "Mean training accuracy over the last `frac` of the steps (`CHANCE` for a diverged run)."
+    if h.diverged: return CHANCE
+    a = np.asarray(h.acc, float)
+    return float(np.nanmean(a[int(len(a)*(1 - frac)):])) if len(a) else math.nan
 
 # %% ../nbs/07_measures.ipynb #5ef3b043
 def worst(xs, low_is_bad: bool = True) -> float:

@@ -11,8 +11,8 @@ from matplotlib.axes import Axes
 from matplotlib.transforms import blended_transform_factory
 
 # %% auto #0
-__all__ = ['NORM_STYLE', 'norm_label', 'norm_colors', 'smooth', 'plot_seeds', 'plot_curves', 'plot_lr_sweep', 'plot_ridge',
-           'percentiles', 'plot_percentiles', 'grid', 'plot_readings']
+__all__ = ['NORM_STYLE', 'WORD_COLORS', 'norm_label', 'norm_colors', 'smooth', 'plot_seeds', 'plot_curves', 'plot_lr_sweep',
+           'plot_ridge', 'percentiles', 'plot_percentiles', 'grid', 'plot_readings', 'plot_forest']
 
 # %% ../nbs/06_plots.ipynb #a67e0263
 NORM_STYLE = {
@@ -190,3 +190,46 @@ def plot_readings(readings: dict, bar: float, title: str = '', xlabel: str = 'va
     ax.figure.tight_layout()
     plt.close(ax.figure)
     return ax.figure
+
+# %% ../nbs/06_plots.ipynb #f1d677db
+WORD_COLORS = {'supported': '#1a7f37', 'contradicted': '#b42318', 'inconclusive': '#57606a'}
+
+def _ratio_ticks(ax, lo: float, hi: float):
+    "Label a log-ratio axis at round ratios (x0.1, x0.5, x1, x2, x10, ...) inside `lo`..`hi`."
+    nice = np.array([m * 10.**k for k in range(-6, 7) for m in (1, 2, 5)])
+    r = nice[(np.log(nice) >= lo) & (np.log(nice) <= hi)]
+    if len(r) > 5: r = r[::int(np.ceil(len(r) / 5))]
+    ax.set_xticks(np.log(r), [f'{v:,.6g}x' for v in r])
+
+# %% ../nbs/06_plots.ipynb #7577c208
+def plot_forest(effects, title: str = '', width: float = 8.):
+    """The forest plot of `effects` (`checks.Effect`s): one row each, primary first, with its seeds, estimate, interval
+    (95% t; 90% for an equivalence), bar, the paper's value and its word. Returns the figure."""
+    effects = sorted(effects, key=lambda e: not e.primary)
+    fig, axs = plt.subplots(len(effects), 1, figsize=(width, 0.6*len(effects) + 0.8), squeeze=False)
+    for ax, e in zip(axs[:, 0], effects):
+        lo, hi = e.interval
+        x = np.asarray(e.values, float)
+        ok = np.isfinite(x)
+        ax.scatter(x[ok], np.linspace(-0.2, 0.2, len(x))[ok], s=12, color='0.6', lw=0, zorder=2)
+        if e.side == '=': ax.axvspan(e.bar - e.margin, e.bar + e.margin, color='0.92', zorder=0)
+        ax.axvline(e.bar, color='k', ls='--', lw=0.9, zorder=1)
+        if not math.isnan(lo): ax.plot([lo, hi], [0, 0], color='k', lw=2.2, zorder=3, solid_capstyle='butt')
+        ax.plot([e.estimate], [0], marker='s' if e.primary else 'o', ms=7 if e.primary else 5, color='k', zorder=4)
+        if e.paper is not None: ax.plot([e.paper], [0], marker='*', ms=11, color='#d4a72c', mec='k', mew=0.5, zorder=5)
+        vals = [v for v in (*x[ok], lo, hi, e.bar, e.paper) if v is not None and np.isfinite(v)]
+        if e.side == '=': vals += [e.bar - e.margin, e.bar + e.margin]
+        a, b = min(vals), max(vals)
+        pad = 0.08*(b - a) if b > a else 1.
+        ax.set_xlim(a - pad, b + pad)
+        if e.scale == 'log': _ratio_ticks(ax, a - pad, b + pad)
+        ax.set_ylim(-0.5, 0.5)
+        ax.set_yticks([])
+        for s in ('left', 'right', 'top'): ax.spines[s].set_visible(False)
+        ax.tick_params(axis='x', labelsize=7, pad=1)
+        bold = 'bold' if e.primary else 'normal'
+        ax.text(-0.02, 0.5, f"{e.statement} (n={int(ok.sum())})", transform=ax.transAxes, ha='right', va='center', fontsize=8, fontweight=bold)
+        ax.text(1.02, 0.5, e.word, transform=ax.transAxes, ha='left', va='center', fontsize=8, fontweight=bold, color=WORD_COLORS[e.word])
+    fig.suptitle(title or 'effects: seeds (dots), estimate and interval, bar (dashed)', fontsize=9)
+    fig.subplots_adjust(left=0.42, right=0.84, hspace=1.2, top=1 - 0.45/fig.get_figheight(), bottom=0.35/fig.get_figheight())
+    return fig

@@ -11,7 +11,8 @@ import functools
 from ..store import Options, options
 
 # %% auto #0
-__all__ = ['CLAIMS', 'CLAIM_PACKAGE', 'Claim', 'claim_modules', 'claim', 'all_claims', 'load_claims', 'get_claim', 'verdict_box']
+__all__ = ['CLAIMS', 'CLAIM_PACKAGE', 'PRIMARY', 'Claim', 'claim_modules', 'claim', 'all_claims', 'load_claims', 'get_claim',
+           'verdict_box', 'Declared']
 
 # %% ../../nbs/05e_claims.ipynb #df61a0a5
 @dataclass
@@ -88,3 +89,78 @@ def verdict_box(res) -> 'Markdown':
             '>', f"> **The paper:** {said}", '>', f"> **This run:** {res.summary}"]
     if res.why: rows += ['>', f"> **Why it differs:** {res.why}"]
     return Markdown('\n'.join(rows))
+
+# %% ../../nbs/05e_claims.ipynb #27c89ab2
+@dataclass(frozen=True)
+class Declared:
+    "A claim's primary effect as declared before its runs: the statistic per seed, the side of `bar` the paper predicts, the seeds, the regime."
+    claim: str
+    paper: str                  # the paper's sentence the effect tests
+    statistic: str              # what is computed on each seed, from which runs
+    side: str                   # '>' above the bar, '<' below it, '=' within bar +- margin
+    bar: float
+    margin: float = 0.
+    seeds: int = 5
+    regime: str = ''            # which networks must learn, read over the last quarter of training
+    scale: str = 'linear'       # 'log': a log ratio
+    bar_from: str = ''          # where the bar comes from
+
+# %% ../../nbs/05e_claims.ipynb #fd3a3cd7
+_VGG_LEARNS = 'median test accuracy over the last quarter of evaluations >= 0.6'
+_DLN_LEARNS = 'median training loss over the last quarter / first loss <= 0.5'
+
+PRIMARY = {d.claim: d for d in [
+    Declared('fig1-speed', 'BN trains faster (Fig 1a,b)', 'log(steps to 50% training accuracy, standard / BN), VGG lr 0.1; '
+             'a run that never reaches 50% counts the whole budget', '>', 0., seeds=5, scale='log',
+             regime=f'standard and BN VGG at lr 0.1: {_VGG_LEARNS}', bar_from='"faster": a ratio above 1'),
+    Declared('lr-range', 'BN makes larger learning rates usable (Fig 1, text)', 'log10(largest usable lr of BN / of the standard VGG) '
+             'on the grid 0.01, 0.1, 0.3, 0.5, 1, 3; usable: not diverged and ' + _VGG_LEARNS, '>', 0., seeds=5,
+             regime=f'both VGGs at lr 0.1: {_VGG_LEARNS}', bar_from='"larger": a ratio above 1'),
+    Declared('fig1-distributions', 'the layer inputs look only marginally more stable with BN (Fig 1c)',
+             'mean over layers #3, #11 and over (mean, spread) of log(drift of a sampled unit, BN / standard), VGG lr 0.1',
+             '=', 0., margin=0.6931, seeds=5, scale='log', regime=f'both VGGs at lr 0.1: {_VGG_LEARNS}',
+             bar_from='"only marginally": within a factor 2 either way (TOST)'),
+    Declared('noisy-bn-training', 'noisy BN trains as well as BN (Fig 2)', 'training accuracy over the last quarter, noisy BN - BN, VGG lr 0.1',
+             '=', 0., margin=0.03, seeds=10, regime='standard, BN and noisy BN VGGs at lr 0.1: mean training accuracy over '
+             'the last quarter >= 0.6 (the paper plots training accuracy; noisy BN\'s test accuracy only with its '
+             'statistics re-estimated with the noise off)', bar_from='the paper\'s printed BN - standard gap, 83% - 80% (TOST)'),
+    Declared('noisy-bn-moments', 'noisy BN has far larger moment changes (Fig 8)', 'mean over layers #2, #9, #13 and over the '
+             'four measures of Fig 8 (per-step change of mean and of variance, drift of mean and of variance from step 0) of '
+             'log(noisy BN / standard), VGG lr 0.1', '>', 0., seeds=5, scale='log',
+             regime='standard and noisy BN VGGs at lr 0.1: mean training accuracy over the last quarter >= 0.6',
+             bar_from='"larger": a ratio above 1'),
+    Declared('noise-without-bn', 'the same noise in a standard network stops it from training at all (Fig 2)',
+             'training accuracy over the last quarter of the standard VGG with noisy-BN\'s noise - chance (0.1), lr 0.1',
+             '=', 0., margin=0.05, seeds=5, regime=f'the standard VGG without noise at lr 0.1: {_VGG_LEARNS}',
+             bar_from='"not at all": within 5 points of chance (TOST)'),
+    Declared('ics-vgg', 'BN networks have similar or larger internal covariate shift (Fig 3a)',
+             "mean over layers #5, #10 of the median cos(G, G'), BN - standard, VGG lr 0.1 (a lower cosine: more shift)",
+             '<', 0.1, seeds=5, regime='both VGGs at lr 0.1: mean training accuracy over the last quarter >= 0.6',
+             bar_from='"similar or larger": a BN cosine at most 0.1 above the standard one'),
+    Declared('ics-dln', "with BN, G and G' are nearly uncorrelated; the standard DLN has almost no ICS (Fig 3b)",
+             "mean over layers #9, #17 of the median cos(G, G'), standard - BN, DLN lr 1e-6", '>', 0., seeds=10,
+             regime=f'standard and BN DLNs at lr 1e-6: {_DLN_LEARNS}', bar_from='"more shift with BN": a difference above 0'),
+    Declared('landscape-vgg', 'loss, gradient and its changes are all much better behaved with BN (Fig 4)',
+             'log(gradient change along the gradient, standard / BN), over every probe of training, VGG lr 0.1', '>', 0.,
+             seeds=5, scale='log', regime=f'both VGGs at lr 0.1: {_VGG_LEARNS}', bar_from='"better with BN": a ratio above 1'),
+    Declared('landscape-dln', 'the same holds for the DLN, on larger scales (Fig 10)',
+             'log(gradient change along the gradient, standard / BN), over every probe of training, DLN lr 1e-6', '>', 0.,
+             seeds=10, scale='log', regime=f'standard and BN DLNs at lr 1e-6: {_DLN_LEARNS}', bar_from='"better with BN": a ratio above 1'),
+    Declared('lp-training', 'l1, l2 and l-inf normalization train as well as BN (Fig 5)',
+             'the smallest over p of (training accuracy over the last quarter, lp - BN), VGG lr 0.1', '>', -0.03, seeds=5,
+             regime='the five VGGs at lr 0.1: mean training accuracy over the last quarter >= 0.6',
+             bar_from='"as well as": no worse than the paper\'s printed 3-point gap'),
+    Declared('lp-distributions', 'the lp networks have larger distributional shift than the standard one (Fig 6)',
+             'the smallest over p of the mean over (mean, spread) of log(drift of a layer #11 unit, lp / standard), VGG lr 0.1',
+             '>', 0., seeds=5, scale='log', regime='standard and lp VGGs at lr 0.1: mean training accuracy over the last quarter >= 0.6',
+             bar_from='"larger": a ratio above 1'),
+    Declared('lp-landscape-vgg', 'every lp normalization smooths the landscape as BN does (Fig 12)',
+             'the smallest over p of log(gradient change along the gradient, standard / lp), VGG lr 0.1', '>', 0., seeds=5,
+             scale='log', regime=f'standard and lp VGGs at lr 0.1: {_VGG_LEARNS}', bar_from='"smoother": a ratio above 1'),
+    Declared('lp-landscape-dln', 'the same for the DLN (Fig 13)',
+             'the smallest over p of log(gradient change along the gradient, standard / lp), DLN lr 1e-6', '>', 0., seeds=10,
+             scale='log', regime=f'standard and lp DLNs at lr 1e-6: {_DLN_LEARNS}', bar_from='"smoother": a ratio above 1'),
+    Declared('theory', 'Theorem 4.1 as printed bounds the gradient norm of a BN layer (Section 4)',
+             'the share of random problems of a seed (40 units each) on which the printed bound of Theorem 4.1 holds', '>', 0.99,
+             seeds=10, regime='none: nothing trains', bar_from='a theorem holds on every instance'),
+]}
