@@ -82,7 +82,7 @@ def mnist1d(seed: int = 42, n: int = 5000, train_frac: float = 0.8, cache: bool 
     path = mnist1d_cache_path(seed, n, train_frac)
     if cache and path.exists():
         try: return Data(**read_checked(path, kind='mnist1d', name=path.name))
-        except (BadEntry, OSError) as e: warnings.warn(f"MNIST-1D cache {path} not used ({e}); regenerating it")
+        except (BadEntry, OSError, TypeError) as e: warnings.warn(f"MNIST-1D cache {path} not used ({e}); regenerating it")
     res = _mnist1d_prepare(seed, n, train_frac)
     if cache:
         try: save_checked(res, path, kind='mnist1d', name=path.name)      # whole, checksummed, data only

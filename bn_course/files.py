@@ -98,4 +98,5 @@ def read_checked(path, **expect):
         raise BadEntry(f"its content does not match its checksum ({len(payload)} bytes, {h.get('bytes')} written)")
     try: obj = torch.load(io.BytesIO(payload), weights_only=True)
     except Exception as e: raise BadEntry(f'it holds more than data, or torch cannot read it ({type(e).__name__}); not loaded') from None
-    return from_plain(obj)
+    try: return from_plain(obj)
+    except Exception as e: raise BadEntry(f'its data are not what the course writes ({type(e).__name__}: {e})') from None

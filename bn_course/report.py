@@ -176,9 +176,12 @@ def report(out='bn_course_out', readme=None, claims=None) -> dict:
     (Path(out)/'readme_table.md').write_text(table)
     if readme is None: return results
     from bn_course.cli import claim_code                 # the command line imports this module: imported when called
-    registered = load_claims()[0]
+    registered, broken = load_claims()
     ps = readme_problems(results, list(registered) if claims is None else claims, source_hash(),
                          {n: claim_code(c) for n, c in registered.items()})
+    unknown = [n for n in results['claims'] if n not in registered and (claims is None or n not in claims)]
+    if unknown: ps.append(f"it holds claims this code does not have: {', '.join(unknown)}")
+    if broken: ps.append(f"claim modules fail to import now: {', '.join(broken)}")
     if ps: raise ValueError(f"{readme} left as it was: {p} cannot be its verdict table: {'; '.join(ps)}. README needs a "
                             f"complete run of every claim at the default steps and seeds: `bn-course reproduce --out {out}`")
     update_readme(table, readme)

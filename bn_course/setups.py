@@ -56,16 +56,15 @@ class Scale:
 
     def data_digest(self, arch: str, seed: int = 0) -> str:
         "The identity (`Data.digest`) of the data `arch`'s run with `seed` trains on at this scale: part of every run's key."
-        if arch == 'dln': return self.dln_data(seed).digest()
-        key = (self.dataset, self.download, self.n_data)
-        if key not in _DIGESTS: _DIGESTS[key] = self.vgg_data().digest()
-        return _DIGESTS[key]
+        data = self.dln_data(seed) if arch == 'dln' else self.vgg_data()
+        if not hasattr(data, 'digest_'): data.digest_ = data.digest()     # kept on the data it describes
+        return data.digest_
 
     def dln_data(self, seed: int = 0): return gaussian_regression(n=self.dln_n, dim=self.dln_width, seed=seed)
     def make_vgg(self, norm: str = 'none'): return vgg(norm=norm, **self.vgg)
     def make_dln(self, norm: str = 'none'): return deep_linear(self.dln_depth, self.dln_width, norm)
 
-_DATA, _DIGESTS = {}, {}
+_DATA = {}
 
 SCALES = {
     'cpu': Scale('cpu', 'mnist1d', dict(config='vgg16', dim=1, in_channels=1, width=1/8, init='kaiming'), steps=3000,
@@ -111,7 +110,7 @@ def cifar10_stand_in(n_per_batch: int = 10, seed: int = 0):
     environment variable, torchvision's checksums and the in-memory CIFAR-10 cache are as before."""
     from torchvision.datasets import CIFAR10
     saved, old = (CIFAR10.train_list, CIFAR10.test_list, CIFAR10.meta), os.environ.get('BN_COURSE_DATA')
-    drop = lambda: [c.pop(k) for c in (_DATA, _DIGESTS) for k in [k for k in c if k[0] == 'cifar10']]
+    drop = lambda: [_DATA.pop(k) for k in [k for k in _DATA if k[0] == 'cifar10']]
     with tempfile.TemporaryDirectory() as d:
         try:
             os.environ['BN_COURSE_DATA'] = d; drop()

@@ -39,24 +39,36 @@ def _writable(d: Path) -> bool:
     return os.access(d, os.W_OK | os.X_OK)
 
 # %% ../nbs/05b_store.ipynb #1d242b61
+def _adoptable(d: Path) -> tuple[bool, list[str]]:
+    """Whether the unmarked folder `d` may become a store: it is empty, or every name in it is one the store gives and at
+    least one entry carries the store's header (a store made before stores were marked). Also the names that are not the store's."""
+    names = [p.name for p in d.iterdir()]
+    foreign = sorted(n for n in names if not _own_name(n))
+    if not names or foreign: return not names, foreign
+    def ours(p: Path) -> bool:
+        try: return bool(read_header(p))
+        except (BadEntry, OSError): return False
+    return any(ours(p) for p in _plain_files(d, _ENTRY)), []
+
 def runs_dir() -> Path:
     """Where runs are stored: `$BN_COURSE_RUNS`, else `runs/` in the data folder. The store owns that folder and marks
-    it with a file `.bn_course_store`: a missing folder is created and marked, an unmarked one is marked if it holds only
-    the store's own files (or nothing), and one holding other files is refused (`ValueError`), so the store never writes
-    or removes among files it did not make. A path that is a file, or cannot be created, is a `ValueError` too."""
+    it with a file `.bn_course_store`: a missing folder is created and marked; an unmarked one is marked if it is empty,
+    or holds only the store's names with at least one entry of the store's (an older store); any other folder is refused
+    (`ValueError`), so the store never writes or removes among files it did not make. A path that is a file, that cannot
+    be created or that this user cannot reach is a `ValueError` too, saying what to do."""
     d = Path(os.environ.get('BN_COURSE_RUNS') or data_dir()/'runs')
-    if d.exists() and not d.is_dir():
-        raise ValueError(f"the run store {d} is a file, not a folder: point BN_COURSE_RUNS at a folder (created if missing)")
-    try: d.mkdir(parents=True, exist_ok=True)
+    try:
+        if d.exists() and not d.is_dir():
+            raise ValueError(f"the run store {d} is a file, not a folder: point BN_COURSE_RUNS at a folder (created if missing)")
+        d.mkdir(parents=True, exist_ok=True)
+        if (d/MARKER).is_file(): return d
+        ok, foreign = _adoptable(d)
     except OSError as e:
-        raise ValueError(f"cannot create the run store {d}: {e.strerror or e}; point BN_COURSE_RUNS at a folder you can write") from None
-    if (d/MARKER).is_file(): return d
-    try: foreign = sorted(p.name for p in d.iterdir() if not _own_name(p.name))
-    except OSError as e: raise ValueError(f"cannot list the run store {d}: {e.strerror or e}") from None
-    if foreign:
-        raise ValueError(f"{d} is not a bn_course run store: it holds files the store did not write "
-                         f"({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}) and no {MARKER}. "
-                         "Point BN_COURSE_RUNS at a new or empty folder")
+        raise ValueError(f"cannot use the run store {d}: {e.strerror or e}; point BN_COURSE_RUNS at a folder you can read and write") from None
+    if not ok:
+        raise ValueError(f"{d} is not a bn_course run store: it has no {MARKER} and holds " +
+                         (f"files the store did not write ({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''})" if foreign
+                          else "no entry of the store's") + ". Point BN_COURSE_RUNS at a new or empty folder")
     if _writable(d):
         try: (d/MARKER).write_text('A bn_course run store: bn_course.store writes, verifies and removes the files here.\n')
         except OSError: pass
@@ -89,6 +101,10 @@ def _owner(path: Path) -> str:
     except KeyError: who = f'uid {st.st_uid}'
     return f"{who}'s, mode {stat.filemode(st.st_mode)}"
 
+def _open_own(path: Path, flags: int) -> int:
+    "`os.open` of `path` that never follows a symlink (a link planted in the store's place is an `OSError`)."
+    return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)      # the umask applies
+
 @contextmanager
 def _locked(path: Path, wait: bool = True):
     """An exclusive lock on `path` (held by this process until the block ends, or the process dies), its file removed
@@ -98,14 +114,14 @@ def _locked(path: Path, wait: bool = True):
         yield True
         return
     while True:
-        try: f = open(path, 'a')
-        except PermissionError:
-            try: f = open(path)                         # another user's lock file: a read handle locks too
-            except PermissionError:
-                warnings.warn(f"cannot open the lock file {path} ({_owner(path)}): this run is trained without a lock, so "
-                              "another process may train it too; the lock's owner can remove the file", stacklevel=3)
-                yield True
-                return
+        try:
+            try: f = os.fdopen(_open_own(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND), 'a')
+            except PermissionError: f = os.fdopen(_open_own(path, os.O_RDONLY))   # another user's lock file: a read handle locks too
+        except OSError as e:
+            warnings.warn(f"cannot use the lock file {path} ({e.strerror or e}; {_owner(path)}): this run is trained without a "
+                          "lock, so another process may train it too; remove that file, or ask its owner to", stacklevel=3)
+            yield True
+            return
         try: fcntl.flock(f, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             f.close()
@@ -125,7 +141,7 @@ def _locked(path: Path, wait: bool = True):
 # %% ../nbs/05b_store.ipynb #5cd7c6dc
 def _append_line(p: Path, line: str):
     "Append `line` to the file `p`, after ending a torn last line (a writer killed mid-append) so that `line` stands alone."
-    with open(p, 'a+b') as f:
+    with os.fdopen(_open_own(p, os.O_RDWR | os.O_CREAT | os.O_APPEND), 'a+b') as f:
         n = f.seek(0, os.SEEK_END)
         torn = n > 0 and (f.seek(n - 1), f.read(1))[1] != b'\n'
         f.write(((b'\n' if torn else b'') + line.encode() + b'\n'))
@@ -143,7 +159,9 @@ def _log(event: str, of: Run | None = None, **kw):
 def store_log() -> list[dict]:
     "The store's log: one record per run trained or loaded. A line that is not a record (torn by a kill) is skipped."
     p, out = runs_dir()/'log.jsonl', []
-    for l in (p.read_text(errors='replace').splitlines() if p.exists() else []):
+    try: text = p.read_text(errors='replace') if p.is_file() else ''
+    except OSError: text = ''                           # another user's log: a record this user cannot read
+    for l in text.splitlines():
         try: e = json.loads(l)
         except ValueError: continue
         if isinstance(e, dict) and 'event' in e: out.append(e)
@@ -213,8 +231,12 @@ def load_run(path: Path) -> Run | None:
     "The run in the store entry `path`: None if there is none or it is bad (set aside) or unreadable (a warning)."
     d = _load_entry(path)
     if d is None: return None
-    try: return Run(**{**d, 'history': History(**d['history'])})
-    except (KeyError, TypeError) as e: _set_aside(path, f'it does not hold a run ({type(e).__name__}: {e})')
+    try:
+        run = Run(**{**d, 'history': History(**d['history'])})
+        key = _key_kind(path)[0]
+        if not run.key == run_key(run.spec) == key: raise ValueError(f'it holds the run {run_key(run.spec)}, not {key}')
+        return run
+    except Exception as e: _set_aside(path, f'it does not hold this run ({type(e).__name__}: {e})')
 
 def _stored(key: str) -> Run | None:
     "The run `key` from memory, else from the store on disk (logged as a load), else None."
@@ -269,10 +291,11 @@ def get_model(arch: str, norm: str, lr: float, seed: int = 0, scale: str | Scale
         if d is not None:
             model = s.make_vgg(norm) if arch == 'vgg' else s.make_dln(norm)
             try:
+                if d.get('key') != key: raise ValueError(f"it holds the weights of {d.get('key')}, not {key}")
                 model.load_state_dict(d['weights'])
                 h = History(**d['history'])
                 _log('load', key=f'{key}.model', run=label, seconds=d['seconds'])
-            except (KeyError, TypeError, RuntimeError) as e:
+            except Exception as e:
                 _set_aside(path, f'its weights are not this network\'s ({type(e).__name__})')
                 d = None
         if d is None:
@@ -282,7 +305,7 @@ def get_model(arch: str, norm: str, lr: float, seed: int = 0, scale: str | Scale
             model = model.cpu()
             dt = time.perf_counter() - t0
             if _writable(runs_dir()):
-                _save_entry(dict(weights=model.state_dict(), history=asdict(h), seconds=dt), path, label)
+                _save_entry(dict(key=key, weights=model.state_dict(), history=asdict(h), seconds=dt), path, label)
                 _log('train', key=f'{key}.model', run=label, seconds=round(dt, 2), steps=len(h.loss))
     return model, h
 
@@ -345,7 +368,10 @@ def _writable_store() -> Path:
 
 def _leftovers(d: Path) -> list[Path]:
     "The store's own debris: bad entries set aside in `corrupt/`, and temporary files of saves over an hour old (killed)."
-    return _plain_files(d/'corrupt', _ASIDE) + [p for p in _plain_files(d, _TMP) if time.time() - p.stat().st_mtime > 3600]
+    def age(p: Path) -> float:
+        try: return time.time() - p.stat().st_mtime
+        except FileNotFoundError: return 0.               # renamed into place by a save meanwhile
+    return _plain_files(d/'corrupt', _ASIDE) + [p for p in _plain_files(d, _TMP) if age(p) > 3600]
 
 # %% ../nbs/05b_store.ipynb #0f4a153c
 def prune_store(older_than_days: float | None = None, sources=()) -> dict:
@@ -367,11 +393,11 @@ def prune_store(older_than_days: float | None = None, sources=()) -> dict:
 # %% ../nbs/05b_store.ipynb #327621cc
 def clear_store() -> dict:
     """Empty the store of everything it wrote: every entry with the store's header (whatever code made it), the entries
-    set aside, the log, temporary files and free lock files. Files without the store's header stay, listed in `kept`."""
+    set aside, the log, temporary files over an hour old and free lock files. Files without the store's header stay, listed in `kept`."""
     d = _writable_store()
     _RUNS.clear()
     es = store_entries()
-    res = _remove([e['path'] for e in es if e['ours']] + _plain_files(d, re.compile(r'log\.jsonl')) + _leftovers(d) + _plain_files(d, _TMP))
+    res = _remove([e['path'] for e in es if e['ours']] + _plain_files(d, re.compile(r'log\.jsonl')) + _leftovers(d))
     kept = [(e['path'].name, e['stale']) for e in es if not e['ours']] + res.pop('failed')
     return res | dict(locks=_free_locks(d), kept=kept)
 

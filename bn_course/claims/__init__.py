@@ -139,7 +139,7 @@ PRIMARY = {d.claim: d for d in [
              bar_from='"similar or larger": a BN cosine at most 0.1 above the standard one'),
     Declared('ics-dln', "with BN, G and G' are nearly uncorrelated; the standard DLN has almost no ICS (Fig 3b)",
              "mean over layers #9, #17 of the median cos(G, G'), standard - BN, DLN lr 1e-6", '>', 0., seeds=10,
-             regime=f'standard and BN DLNs at lr 1e-6: {_DLN_LEARNS}', bar_from='"more shift with BN": a difference above 0'),
+             regime=f'standard and BN DLNs at lr 1e-6: {_DLN_LEARNS}', bar_from='the direction, "more shift with BN": a difference above 0 (how much, cos near 1 against near 0, is a secondary effect)'),
     Declared('landscape-vgg', 'loss, gradient and its changes are all much better behaved with BN (Fig 4)',
              'log(gradient change along the gradient, standard / BN), over every probe of training, VGG lr 0.1', '>', 0.,
              seeds=5, scale='log', regime=f'both VGGs at lr 0.1: {_VGG_LEARNS}', bar_from='"better with BN": a ratio above 1'),
@@ -161,6 +161,6 @@ PRIMARY = {d.claim: d for d in [
              'the smallest over p of log(gradient change along the gradient, standard / lp), DLN lr 1e-6', '>', 0., seeds=10,
              scale='log', regime=f'standard and lp DLNs at lr 1e-6: {_DLN_LEARNS}', bar_from='"smoother": a ratio above 1'),
     Declared('theory', 'Theorem 4.1 as printed bounds the gradient norm of a BN layer (Section 4)',
-             'the share of random problems of a seed (40 units each) on which the printed bound of Theorem 4.1 holds', '>', 0.99,
-             seeds=10, regime='none: nothing trains', bar_from='a theorem holds on every instance'),
+             'the number of a seed\'s 40 random problems on which the printed bound of Theorem 4.1 fails', '<', 0.5,
+             seeds=10, regime='none: nothing trains', bar_from='a theorem fails on no instance: fewer than one failure in two seeds'),
 ]}
