@@ -16,8 +16,9 @@ from .measures import final_test_acc, worst
 
 # %% auto #0
 __all__ = ['OPS', 'REGIME', 'LEARNS_BAR', 'SIDES', 'EFFECT_WORDS', 'MIN_FINITE', 'REGIME_WORD', 'Check', 'skip_checks', 'verdict',
-           'curve_rows', 'select', 'ClaimResult', 'learns_check', 'num_text', 'seeds_text', 'prose', 'verdict_words',
-           'Effect', 'effect_verdict', 'jsonable', 'save_result', 'load_result']
+           'curve_rows', 'select', 'ClaimResult', 'learns_check', 'num_text', 'seeds_text', 'prose', 'Effect',
+           'effect_verdict', 'verdict_words', 'bar_text', 'effect_sentence', 'jsonable', 'effect_json',
+           'effect_from_json', 'save_result', 'load_result']
 
 # %% ../nbs/05c_checks.ipynb #e9e2ef35
 OPS = {'>=': operator.ge, '<=': operator.le, '>': operator.gt, '<': operator.lt}
@@ -104,6 +105,9 @@ class ClaimResult:
     plots: list = field(default_factory=list, repr=False, compare=False)   # matplotlib figures: PNG files, not JSON
     table: list = field(default_factory=list, repr=False)                 # long table of the runs' curves
     why: str = ''                   # where the verdict departs from the paper: one line from the claim's ablation
+    effects: list = field(default_factory=list)     # `Effect`s, the primary one first: the verdict is its word
+    regime: list = field(default_factory=list)      # the `learns-*` checks of the networks the effects compare
+    effect_seeds: list = field(default_factory=list)   # the seeds the effects are measured on
 
     def __post_init__(self):
         runs = [r for r in self.runs if not isinstance(r, str)]
@@ -112,7 +116,12 @@ class ClaimResult:
             self.runs = [r if isinstance(r, str) else getattr(r, 'label', str(getattr(r, 'spec', r))) for r in self.runs]
 
     @property
-    def verdict(self) -> str: return verdict(self.checks)
+    def primary(self) -> Effect | None: return next((e for e in self.effects if e.primary), None)
+
+    @property
+    def verdict(self) -> str:
+        "The primary effect's word (`effect_verdict`), or, for a result without effects, the count of its checks."
+        return effect_verdict(self.primary, self.regime) if self.primary else verdict(self.checks)
 
     def check(self, id: str) -> Check:
         "The check called `id`."
@@ -123,21 +132,24 @@ class ClaimResult:
     def show(self):
         "Print the verdict, each check and the summary."
         print(f"{self.claim} at the {self.scale} scale, seeds {list(self.seeds)}: {self.verdict}")
-        for c in self.checks: print('  ', c)
+        for e in self.effects: print('  ', effect_sentence(e))
+        for c in self.regime + self.checks: print('  ', c)
         print('  ', self.summary)
         if self.why: print('   why:', self.why)
 
     def to_json(self) -> dict:
         "A JSON-able dict of everything but the figures."
         return jsonable({f.name: getattr(self, f.name) for f in fields(self) if f.name != 'plots'}
-                        | {'checks': [asdict(c) for c in self.checks], 'verdict': self.verdict})
+                        | {'checks': [asdict(c) for c in self.checks], 'regime': [asdict(c) for c in self.regime],
+                           'effects': [effect_json(e) for e in self.effects], 'verdict': self.verdict})
 
     @classmethod
     def from_json(cls, d: dict) -> ClaimResult:
         "The inverse of `to_json` (without the figures)."
         d = {k: v for k, v in d.items() if k in {f.name for f in fields(cls)}}
-        return cls(**{**d, 'checks': [Check(**{**c, 'value': _num(c['value']), 'threshold': _num(c['threshold'])})
-                                      for c in d['checks']]})
+        check = lambda c: Check(**{**c, 'value': _num(c['value']), 'threshold': _num(c['threshold'])})
+        return cls(**{**d, 'checks': [check(c) for c in d['checks']], 'regime': [check(c) for c in d.get('regime', [])],
+                      'effects': [effect_from_json(e) for e in d.get('effects', [])]})
 
 def _num(v): return float(v) if isinstance(v, str) else v
 
@@ -174,12 +186,6 @@ def prose(text: str):
     from IPython.display import Markdown
     return Markdown(text)
 
-# %% ../nbs/05c_checks.ipynb #0c46bbfd
-def verdict_words(v: str) -> str:
-    "A claim's verdict (`ClaimResult.verdict`) as a sentence says it: 'reproduces', 'reproduces in part', 'contradicts the paper' or 'does not reproduce at this scale'."
-    return ('reproduces' if v.startswith('reproduced') else 'contradicts the paper' if v.startswith('contradicts')
-            else 'does not reproduce at this scale' if v.startswith('not at this scale') else 'reproduces in part')
-
 # %% ../nbs/05c_checks.ipynb #7da951fe
 SIDES = ('>', '<', '=')
 EFFECT_WORDS = ('supported', 'contradicted', 'inconclusive')
@@ -189,7 +195,8 @@ MIN_FINITE = 0.8          # the share of seeds an effect needs finite values on,
 class Effect:
     """One statement as a statistic per seed: the paper predicts it lies on `side` of `bar` ('>' above, '<' below, '='
     within `bar` +- `margin`). `values`: one per seed, NaN where a seed has none. `scale` 'log' marks a log ratio
-    (figures label it as a ratio); `paper` is the paper's own value of the statistic where it prints one."""
+    (figures label it as a ratio); `paper` is the paper's own value of the statistic where it prints one; `declared_n`
+    the number of seeds declared for it before the runs (0: none declared)."""
     id: str
     statement: str
     values: list
@@ -199,6 +206,7 @@ class Effect:
     primary: bool = False
     scale: str = 'linear'
     paper: float | None = None
+    declared_n: int = 0             # the seeds declared for it: fewer is inconclusive, whatever the interval
 
     def __post_init__(self):
         if self.side not in SIDES: raise ValueError(f"unknown side {self.side!r}; choose one of {list(SIDES)}")
@@ -229,9 +237,9 @@ def interval(self: Effect) -> tuple[float, float]:
 # %% ../nbs/05c_checks.ipynb #735eacbc
 @patch(as_prop=True)
 def word(self: Effect) -> str:
-    "'supported', 'contradicted' or 'inconclusive', from where the interval lies against the bar."
+    "'supported', 'contradicted' or 'inconclusive', from where the interval lies against the bar (inconclusive on fewer seeds than declared)."
     lo, hi = self.interval
-    if math.isnan(lo): return 'inconclusive'
+    if math.isnan(lo) or len(self.values) < self.declared_n: return 'inconclusive'
     if self.side == '=':
         inside, outside = self.bar - self.margin < lo and hi < self.bar + self.margin, hi < self.bar - self.margin or lo > self.bar + self.margin
         return 'supported' if inside else 'contradicted' if outside else 'inconclusive'
@@ -247,6 +255,37 @@ def effect_verdict(primary: Effect, regime: list[Check] = ()) -> str:
     bad = [c.id[len(REGIME):] for c in regime if not c.skip and not c.passed]
     return f"{REGIME_WORD} (not learning: {', '.join(bad)})" if bad else primary.word
 
+# %% ../nbs/05c_checks.ipynb #0c46bbfd
+def verdict_words(v: str) -> str:
+    """A claim's verdict (`ClaimResult.verdict`) as a sentence says it: 'is supported', 'is contradicted', 'is inconclusive',
+    'was not tested: a network does not learn' (an effect's verdict); 'reproduces', 'reproduces in part', 'contradicts
+    the paper' or 'does not reproduce at this scale' (a count of checks)."""
+    if v in EFFECT_WORDS: return f'is {v}'
+    if v.startswith(REGIME_WORD): return 'was not tested: a network it compares does not learn'
+    return ('reproduces' if v.startswith('reproduced') else 'contradicts the paper' if v.startswith('contradicts')
+            else 'does not reproduce at this scale' if v.startswith('not at this scale') else 'reproduces in part')
+
+# %% ../nbs/05c_checks.ipynb #8fa01658
+def _val(e: Effect, x: float) -> str:
+    if not math.isfinite(x): return num_text(x)
+    return f'{math.exp(x):.3g}x' if e.scale == 'log' else f'{x:.3g}'
+
+def bar_text(e: Effect) -> str:
+    "Where the paper puts the statistic: 'above 1x', 'below 0.1', 'within 0 +- 0.03'."
+    if e.side == '=':
+        return (f'within {math.exp(-e.margin):.3g}x to {math.exp(e.margin):.3g}x' if e.scale == 'log'
+                else f'within {e.bar:.3g} +- {e.margin:.3g}')
+    return f"{'above' if e.side == '>' else 'below'} {_val(e, e.bar)}"
+
+def effect_sentence(e: Effect) -> str:
+    "One sentence of an effect's numbers: statement, estimate, interval, seeds, the paper's side of the bar, the word."
+    lo, hi = e.interval
+    n, conf = len(e.finite), '90%' if e.side == '=' else '95%'
+    ci = f'{conf} interval {_val(e, lo)} to {_val(e, hi)}' if math.isfinite(lo) else 'no interval'
+    short = f'; {len(e.values)} of the {e.declared_n} seeds declared' if len(e.values) < e.declared_n else ''
+    s = f"{e.statement}: {_val(e, e.estimate)} ({ci}, {n} seeds{short}); the paper: {bar_text(e)}: **{e.word}**"
+    return s[:1].upper() + s[1:]
+
 # %% ../nbs/05c_checks.ipynb #759b55b8
 def jsonable(o):
     "Plain-Python version of `o` (tensors, NumPy values and arrays, tuples) for `json.dump`."
@@ -257,6 +296,17 @@ def jsonable(o):
     if isinstance(o, np.generic): return jsonable(o.item())
     if isinstance(o, float) and not math.isfinite(o): return str(o)
     return o
+
+# %% ../nbs/05c_checks.ipynb #8b865908
+def effect_json(e: Effect) -> dict:
+    "`e` as a JSON-able dict: its fields, and its estimate, interval and word for a reader of the file."
+    return jsonable(asdict(e) | dict(estimate=e.estimate, interval=list(e.interval), word=e.word, n=len(e.finite)))
+
+def effect_from_json(d: dict) -> Effect:
+    "The `Effect` of `effect_json`'s dict: the stored estimate, interval and word are dropped and recomputed."
+    e = Effect(**{k: v for k, v in d.items() if k in {f.name for f in fields(Effect)}})
+    e.values = [_num(v) for v in e.values]
+    return e
 
 # %% ../nbs/05c_checks.ipynb #1fef16b1
 def save_result(res: ClaimResult | dict, out, name: str) -> dict:

@@ -17,10 +17,12 @@ __all__ = ['verdict_of', 'trained_line', 'report_md', 'claim_notebook', 'headlin
 
 # %% ../nbs/30_report.ipynb #55dbdac6
 def verdict_of(res: dict) -> str:
-    """'reproduced', 'partly (k/n)', 'not at this scale (0/n)', 'failed' or 'no verdict'; for a smoke run (`steps`
-    given) prefixed 'smoke run, N steps:', since its checks say nothing of the claim."""
+    """The verdict of a saved result: its primary effect's word ('supported', 'contradicted', 'inconclusive', or not in
+    the paper's regime), a count of checks for a result without effects, 'failed' or 'no verdict'; for a smoke run
+    (`steps` given) prefixed 'smoke run, N steps:', since its numbers say nothing of the claim."""
     m = res['meta']
-    v = 'failed' if m['status'] != 'ok' else ClaimResult.from_json(res).verdict if res.get('checks') else 'no verdict'
+    v = ('failed' if m['status'] != 'ok' else ClaimResult.from_json(res).verdict if res.get('checks') or res.get('effects')
+         else 'no verdict')
     return f"smoke run, {m['steps']} steps: {v}" if m.get('steps') else v
 
 def _check_line(c: dict) -> str:
@@ -64,7 +66,10 @@ def report_md(results: dict) -> str:
     for n, r in results['claims'].items():
         m = r['meta']
         out += [f"\n## {n}\n", f"**{m['figures']}**: {m['statement']}\n", f"Verdict: **{verdict_of(r)}**.\n"]
-        out += [_check_line(c) for c in r.get('checks', [])]
+        from bn_course.checks import effect_from_json, effect_sentence
+        out += [f"- {'primary' if e.get('primary') else 'secondary'}: {effect_sentence(effect_from_json(e))}" for e in r.get('effects', [])]
+        if r.get('checks') or r.get('regime'): out.append('\nThe regime, and the checks behind its figures (not counted into the verdict):\n')
+        out += [_check_line(c) for c in r.get('regime', []) + r.get('checks', [])]
         if 'summary' in r: out.append(f"\nOur numbers: {r['summary']}\n")
         if r.get('why'): out.append(f"Where it departs from the paper, why (the claim's ablation): {r['why']}\n")
         if r.get('table'): out.append(f"How its networks trained (last value per seed): {trained_line(r['table'])}\n")
@@ -84,25 +89,26 @@ def claim_notebook(module: str) -> str | None:
     m = re.search(r'File to edit: \S*?([^/\s]+\.ipynb)', Path(f).read_text()[:500]) if f else None
     return m.group(1).replace('_lib.ipynb', '.ipynb') if m else None
 
-def headline(res: dict) -> str:
-    "A claim's first own check (the paper's first statement) as a table cell says it: the statement up to its measure, value, bar."
-    if 'error' in res: return _cell(res['error'])
-    c = next((c for c in res.get('checks', []) if not c['id'].startswith('learns-') and not c.get('skip')), None)
-    if c is None: return ''
-    p = c['statement'].split(': ')
-    said = p[0] if len(p) == 1 or len(p[0]) >= 25 else ': '.join(p[:2])     # a short lead ('lr 0.1, layer #5') keeps its statement
-    return _cell(f"{said}: {float(c['value']):.3g} (bar {c['op']} {float(c['threshold']):.3g})")
+def headline(res: dict) -> tuple[str, str, str, str]:
+    """A claim's primary effect as table cells: what it measures, its estimate, its interval (95%; 90% for 'within') with
+    the paper's side of the bar, and its seeds (with the number declared, when fewer ran); the error of a failed claim."""
+    from bn_course.checks import effect_from_json, bar_text, _val
+    if 'error' in res: return _cell(res['error']), '', '', ''
+    e = next((effect_from_json(d) for d in res.get('effects', []) if d.get('primary')), None)
+    if e is None: return '', '', '', ''
+    lo, hi = e.interval
+    n = f"{len(e.finite)}" + (f" of {e.declared_n} declared" if len(e.values) < e.declared_n else '')
+    return _cell(e.statement), _val(e, e.estimate), _cell(f"{_val(e, lo)} to {_val(e, hi)}; paper: {bar_text(e)}"), n
 
 def readme_table(results: dict, nbs: str = 'nbs/') -> str:
     """README's verdict table from a `reproduce` run's results, so it cannot drift from a run: per claim its notebook
-    (linked under `nbs`), the paper's figures, the verdict, and its `headline`."""
-    rows = ['| claim | paper | verdict | first check: value (bar) |', '|---|---|---|---|']
+    (linked under `nbs`), the paper's figures, the verdict, and its primary effect (`headline`): estimate, interval, seeds."""
+    rows = ['| claim | paper | verdict | primary effect (per seed) | estimate | interval | seeds |', '|---|---|---|---|---|---|---|']
     for n, r in results['claims'].items():
         m, nb = r['meta'], claim_notebook(r['meta'].get('module', ''))
         name = f"[`{n}`]({nbs}{nb})" if nb else f"`{n}`"
-        rows.append(f"| {name} | {_cell(m.get('figures', ''))} | {verdict_of(r)} | {headline(r)} |")
+        rows.append(f"| {name} | {_cell(m.get('figures', ''))} | **{verdict_of(r)}** | " + ' | '.join(headline(r)) + ' |')
     return '\n'.join(rows) + '\n'
-
 
 # %% ../nbs/30_report.ipynb #57309cd2
 def markers(block: str = 'verdicts') -> tuple[str, str]: return f'<!-- {block} -->', f'<!-- /{block} -->'

@@ -415,6 +415,7 @@ class Options:
     seeds: tuple
     device: str | None = None
     steps: int | None = None
+    seeds_given: bool = False       # asked for: then a claim's effects read these seeds, not the number it declares
 
 def options(o: Options | str | Scale | None = None, **settings) -> Options:
     """`o` if it is `Options` already; else the `Options` of the scale `o` (default 'cpu') and `settings` (`seeds`, `device`,
@@ -425,7 +426,7 @@ def options(o: Options | str | Scale | None = None, **settings) -> Options:
     unknown = set(settings) - {'scale', 'seeds', 'device', 'steps'}
     if unknown: raise TypeError(f"unknown settings {sorted(unknown)}; the settings are scale, seeds, device, steps")
     s = get_scale(settings.pop('scale', None) or o or 'cpu')
-    return Options(s, tuple(_seeds(settings.get('seeds'), s)), settings.get('device'), settings.get('steps'))
+    return Options(s, tuple(_seeds(settings.get('seeds'), s)), settings.get('device'), settings.get('steps'), settings.get('seeds') is not None)
 
 # %% ../nbs/05b_store.ipynb #31eeb758
 def grid_runs(arch: str, norms, lrs, o: Options | str | Scale | None = None, **settings) -> dict:

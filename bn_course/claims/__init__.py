@@ -12,7 +12,7 @@ from ..store import Options, options
 
 # %% auto #0
 __all__ = ['CLAIMS', 'CLAIM_PACKAGE', 'PRIMARY', 'Claim', 'claim_modules', 'claim', 'all_claims', 'load_claims', 'get_claim',
-           'verdict_box', 'Declared']
+           'verdict_box', 'forest', 'effects_reading', 'Declared']
 
 # %% ../../nbs/05e_claims.ipynb #df61a0a5
 @dataclass
@@ -38,13 +38,16 @@ def claim_modules() -> list[str]:
 def claim(name: str, figures: str, statement: str):
     """Decorator registering `f(o: Options) -> ClaimResult` as the experiment of claim `name`. What it registers and
     returns is `run(scale='cpu', seeds=None, device=None, steps=None)`, the one signature of every claim, which builds
-    the `Options` once (`run` also takes them whole: `run(o)`). A claim notebook that redefines a packaged claim (its
+    the `Options` once (`run` also takes them whole: `run(o)`), and attaches the claim's effects (`effects.judge`): its
+    verdict is its primary effect's word, on the seeds it declares unless `seeds` are given. A claim notebook that redefines a packaged claim (its
     cells run in `__main__`) keeps the claim's package module: that is where `reproduce`'s worker processes import it
     from, and what it groups claims by."""
     def deco(f):
         @functools.wraps(f)
         def run(scale: str | Options = 'cpu', seeds=None, device=None, steps: int | None = None, **kw):
-            return f(options(scale, seeds=seeds, device=device, steps=steps) if not isinstance(scale, Options) else scale, **kw)
+            o = options(scale, seeds=seeds, device=device, steps=steps) if not isinstance(scale, Options) else scale
+            from bn_course.effects import judge
+            return judge(f(o, **kw), o)
         module = f.__module__
         if module == '__main__' and name in CLAIMS: module = CLAIMS[name].module
         CLAIMS[name] = Claim(name, figures, statement, run, module)
@@ -77,18 +80,50 @@ def get_claim(name: str) -> Claim:
     return cs[name]
 
 # %% ../../nbs/05e_claims.ipynb #f6b4d847
+def _seed_range(seeds) -> str:
+    s = [int(x) for x in seeds]
+    return 'none' if not s else f'{s[0]}-{s[-1]}' if len(s) > 2 and s == list(range(s[0], s[-1] + 1)) else ', '.join(map(str, s))
+
 def verdict_box(res) -> 'Markdown':
-    "The box a claim notebook opens with, from `res` (a `ClaimResult`): the paper's statement, what the run found, the verdict, why."
+    "The box a claim notebook opens with, from `res` (a `ClaimResult`): the verdict, the paper's statement, the primary effect, what the run found, why."
     from IPython.display import Markdown
+    from bn_course.checks import effect_sentence
     import importlib
     c = importlib.import_module(CLAIM_PACKAGE).all_claims().get(res.claim)   # the package's registry, also from a notebook
     said = c.statement if c else '(not a registered claim)'
     figs = f' ({c.figures})' if c else ''
-    seeds = ', '.join(str(s) for s in res.seeds) if res.seeds else 'none'
-    rows = [f"> **Verdict: {res.verdict}** &nbsp;·&nbsp; `{res.claim}`{figs}, `{res.scale}` scale, seeds {seeds}",
-            '>', f"> **The paper:** {said}", '>', f"> **This run:** {res.summary}"]
+    seeds = _seed_range(res.effect_seeds or res.seeds)
+    figure = f" (figures: seeds {_seed_range(res.seeds)})" if res.effect_seeds and list(res.seeds) != list(res.effect_seeds) else ''
+    rows = [f"> **Verdict: {res.verdict}** &nbsp;·&nbsp; `{res.claim}`{figs}, `{res.scale}` scale, seeds {seeds}{figure}",
+            '>', f"> **The paper:** {said}"]
+    if res.primary: rows += ['>', f"> **Primary effect:** {effect_sentence(res.primary)}"]
+    bad = [c for c in res.regime if not c.passed]
+    if bad: rows += ['>', '> **Not learning:** ' + '; '.join(f'{c.statement}: {c.value:.3g}, needs {c.op} {c.threshold:g}' for c in bad)]
+    rows += ['>', f"> **This run:** {res.summary}"]
     if res.why: rows += ['>', f"> **Why it differs:** {res.why}"]
     return Markdown('\n'.join(rows))
+
+# %% ../../nbs/05e_claims.ipynb #b68109c3
+def forest(res, width: float = 9.):
+    "The forest plot of a claim result's effects (`plots.plot_forest`), titled with its claim and seeds."
+    from bn_course.plots import plot_forest
+    import matplotlib.pyplot as plt
+    fig = plot_forest(res.effects, f"{res.claim}: effects over seeds {_seed_range(res.effect_seeds)} (95% t-interval; 90% for 'within')", width)
+    plt.close(fig)
+    return fig
+
+def effects_reading(res) -> 'Markdown':
+    "The claim's effects in sentences: the primary effect and the verdict, the regime, then each secondary effect."
+    from IPython.display import Markdown
+    from bn_course.checks import effect_sentence, verdict_words
+    if not res.primary: return Markdown('')
+    bad = [c for c in res.regime if not c.passed]
+    regime = ('Every network compared learns: ' + '; '.join(f'{c.statement}' for c in res.regime) + '.' if res.regime and not bad
+              else 'Not every network compared learns: ' + '; '.join(f'{c.statement}' for c in bad) + '.' if bad else '')
+    out = [f"**The claim {verdict_words(res.verdict)}.** {effect_sentence(res.primary)}.", regime]
+    sec = [e for e in res.effects if not e.primary]
+    if sec: out += ['Secondary effects (each estimated with its interval, none counted into the verdict):', '\n'.join(f'- {effect_sentence(e)}.' for e in sec)]
+    return Markdown('\n\n'.join(s for s in out if s))
 
 # %% ../../nbs/05e_claims.ipynb #27c89ab2
 @dataclass(frozen=True)
