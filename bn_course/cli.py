@@ -249,6 +249,9 @@ def make_parser() -> argparse.ArgumentParser:
     g.add_argument('--prune', action='store_true', help='remove what no checkout reads: renamed entries, bad ones set aside, '
                    'lock files no process holds, left-over temporary files; entries of other code stay unless asked for')
     g.add_argument('--clear', action='store_true', help='remove everything the run store wrote')
+    g.add_argument('--fill', action='store_true', help="train every run the claims' effects read that the store lacks, longest first")
+    u.add_argument('--jobs', type=int, default=2, metavar='N', help='with --fill: worker processes, one core each (default: %(default)s)')
+    u.add_argument('--only', nargs='+', metavar='NAME', help='with --fill: the runs of these claims only (see `bn-course list`)')
     u.add_argument('--older-than', type=float, metavar='DAYS', help='with --prune: also remove entries of other code older than DAYS')
     u.add_argument('--source', nargs='+', default=(), metavar='HASH', help='with --prune: also remove entries of the code with these source hashes')
     r = sub.add_parser('reproduce', help='run the claims; write figures, results.json and report.md')
@@ -291,7 +294,13 @@ def main(argv=None) -> int:
         try:
             if (a.older_than is not None or a.source) and not a.prune: raise ValueError('--older-than and --source go with --prune')
             if a.older_than is not None and not a.older_than >= 0: raise ValueError(f'--older-than must be 0 days or more, got {a.older_than}')
-            if a.prune or a.clear:
+            if a.only and not a.fill: raise ValueError('--only goes with --fill')
+            if a.fill:
+                check_counts(jobs=a.jobs)
+                from bn_course.effects import fill
+                f = fill(a.only, a.jobs)
+                print(f"filled the run store {runs_dir()}: {f['missing']} of the grid's {f['grid']} runs trained in {f['seconds']/60:.1f} min")
+            elif a.prune or a.clear:
                 f = prune_store(a.older_than, tuple(a.source)) if a.prune else clear_store()
                 print(f"{'pruned' if a.prune else 'cleared'} the run store {runs_dir()}: removed {f['files']} file(s), "
                       f"freed {f['bytes']/1e6:.1f} MB, removed {f['locks']} free lock file(s)")
