@@ -205,8 +205,9 @@ def _ratio_ticks(ax, lo: float, hi: float):
 def plot_forest(effects, title: str = '', width: float = 8.):
     """The forest plot of `effects` (`checks.Effect`s): one row each, primary first, with its seeds, estimate, interval
     (95% t; 90% for an equivalence), bar, the paper's value and its word. Returns the figure."""
+    import textwrap
     effects = sorted(effects, key=lambda e: not e.primary)
-    fig, axs = plt.subplots(len(effects), 1, figsize=(width, 0.6*len(effects) + 0.8), squeeze=False)
+    fig, axs = plt.subplots(len(effects), 1, figsize=(width, 0.75*len(effects) + 0.8), squeeze=False)
     for ax, e in zip(axs[:, 0], effects):
         lo, hi = e.interval
         x = np.asarray(e.values, float)
@@ -228,7 +229,7 @@ def plot_forest(effects, title: str = '', width: float = 8.):
         for s in ('left', 'right', 'top'): ax.spines[s].set_visible(False)
         ax.tick_params(axis='x', labelsize=7, pad=1)
         bold = 'bold' if e.primary else 'normal'
-        ax.text(-0.02, 0.5, f"{e.statement} (n={int(ok.sum())})", transform=ax.transAxes, ha='right', va='center', fontsize=8, fontweight=bold)
+        ax.text(-0.02, 0.5, textwrap.fill(f"{e.statement} (n={int(ok.sum())})", 58), transform=ax.transAxes, ha='right', va='center', fontsize=8, fontweight=bold)
         ax.text(1.02, 0.5, e.word, transform=ax.transAxes, ha='left', va='center', fontsize=8, fontweight=bold, color=WORD_COLORS[e.word])
     fig.suptitle(title or 'effects: seeds (dots), estimate and interval, bar (dashed)', fontsize=9)
     fig.subplots_adjust(left=0.42, right=0.84, hspace=1.2, top=1 - 0.45/fig.get_figheight(), bottom=0.35/fig.get_figheight())

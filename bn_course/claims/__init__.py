@@ -100,7 +100,7 @@ def verdict_box(res) -> 'Markdown':
     bad = [c for c in res.regime if not c.passed]
     if bad: rows += ['>', '> **Not learning:** ' + '; '.join(f'{c.statement}: {c.value:.3g}, needs {c.op} {c.threshold:g}' for c in bad)]
     rows += ['>', f"> **This run:** {res.summary}"]
-    if res.why: rows += ['>', f"> **Why it differs:** {res.why}"]
+    if res.why: rows += ['>', f"> **{'Where a secondary reading departs' if res.verdict == 'supported' else 'Why it differs'}:** {res.why}"]
     return Markdown('\n'.join(rows))
 
 # %% ../../nbs/05e_claims.ipynb #b68109c3
