@@ -12,7 +12,7 @@ from matplotlib.transforms import blended_transform_factory
 
 # %% auto #0
 __all__ = ['NORM_STYLE', 'WORD_COLORS', 'norm_label', 'norm_colors', 'smooth', 'plot_seeds', 'plot_curves', 'plot_lr_sweep',
-           'plot_ridge', 'percentiles', 'plot_percentiles', 'grid', 'plot_readings', 'plot_forest']
+           'plot_ridge', 'percentiles', 'plot_percentiles', 'grid', 'plot_readings', 'plot_forest', 'png']
 
 # %% ../nbs/06_plots.ipynb #a67e0263
 NORM_STYLE = {
@@ -234,3 +234,14 @@ def plot_forest(effects, title: str = '', width: float = 8.):
     fig.suptitle(title or 'effects: seeds (dots), estimate and interval, bar (dashed)', fontsize=9)
     fig.subplots_adjust(left=0.42, right=0.84, hspace=1.2, top=1 - 0.45/fig.get_figheight(), bottom=0.35/fig.get_figheight())
     return fig
+
+# %% ../nbs/06_plots.ipynb #3ce1aa93
+def png(fig, colors: int = 256, dpi: int = 100):
+    "`fig` as an `IPython.display.Image`: a PNG of at most `colors` colours (lines, bands and text need no more), a third of a full-colour PNG's bytes."
+    import io
+    from PIL import Image as PILImage
+    from IPython.display import Image
+    buf, out = io.BytesIO(), io.BytesIO()
+    fig.savefig(buf, format='png', dpi=dpi, facecolor='white')
+    PILImage.open(buf).convert('RGB').quantize(colors).save(out, format='PNG', optimize=True)
+    return Image(data=out.getvalue(), format='png')
