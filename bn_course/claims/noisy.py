@@ -26,7 +26,7 @@ __all__ = ['PAPER', 'LR', 'LAYERS', 'NORMS', 'LEVEL', 'FIG8', 'SCALE_FREE', 'FIG
            'plot_moment_changes', 'variance_growth', 'moments_result', 'noisy_bn_moments', 'moment_readings',
            'plot_moments_why', 'noise_scale', 'noise_sweep', 'activation_scale', 'plot_noise_sweep', 'sweep_accuracy',
            'noise_why', 'scale_ratio', 'plot_noise_why', 'noise_checks', 'noise_result', 'noise_without_bn',
-           'logit_signal_to_noise', 'batch_stats_accuracy', 'reading']
+           'logit_signal_to_noise', 'batch_stats_accuracy', 'reestimated_accuracy', 'reading']
 
 # %% ../../nbs/11_noisy_lib.ipynb #26fe7428
 PAPER = dict(dataset='CIFAR-10', steps=15_000, lr=0.1, layers=(2, 9, 13),
@@ -375,6 +375,21 @@ def batch_stats_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, bs:
         if isinstance(mod, nn.modules.batchnorm._BatchNorm): mod.train()
     with torch.no_grad(): out = torch.cat([m(x[i:i + bs]) for i in range(0, len(x), bs)])
     return accuracy(out, y).item()
+
+# %% ../../nbs/11_noisy_lib.ipynb #25b92d99
+def reestimated_accuracy(model: nn.Module, data, bs: int = 128, batches: int = 100, seed: int = 0) -> float:
+    """Test accuracy of `model` in eval mode after every BatchNorm's running statistics are re-estimated with the noise
+    off: the average of its batch statistics over `batches` training batches of `bs` (drawn with a generator of its own,
+    `seed`). On a copy: `model`, its statistics and the global random state are untouched."""
+    m = copy.deepcopy(model).eval()                      # noise layers in eval mode: off
+    bns = [mod for mod in m.modules() if isinstance(mod, nn.modules.batchnorm._BatchNorm)]
+    for b in bns: b.reset_running_stats(); b.momentum = None; b.train()   # momentum None: a plain average
+    idx = torch.randperm(len(data.x), generator=torch.Generator().manual_seed(seed))[:bs*batches]
+    with torch.no_grad():
+        for i in range(0, len(idx), bs): m(data.x[idx[i:i + bs]])
+        m.eval()
+        out = torch.cat([m(data.x_test[i:i + bs]) for i in range(0, len(data.x_test), bs)])
+    return accuracy(out, data.y_test).item()
 
 # %% ../../nbs/11_noisy_lib.ipynb #721ebdbf
 def _passed(checks) -> int: return sum(bool(c.passed) for c in checks)
