@@ -17,7 +17,7 @@ from .measures import final_test_acc, worst
 # %% auto #0
 __all__ = ['OPS', 'REGIME', 'LEARNS_BAR', 'SIDES', 'EFFECT_WORDS', 'MIN_FINITE', 'REGIME_WORD', 'Check', 'skip_checks', 'verdict',
            'curve_rows', 'select', 'ClaimResult', 'learns_check', 'num_text', 'seeds_text', 'prose', 'Effect',
-           'effect_verdict', 'verdict_words', 'bar_text', 'effect_sentence', 'jsonable', 'effect_json',
+           'effect_verdict', 'verdict_words', 'held_text', 'bar_text', 'effect_sentence', 'jsonable', 'effect_json',
            'effect_from_json', 'save_result', 'load_result']
 
 # %% ../nbs/05c_checks.ipynb #e9e2ef35
@@ -264,6 +264,17 @@ def verdict_words(v: str) -> str:
     if v.startswith(REGIME_WORD): return 'was not tested: a network it compares does not learn'
     return ('reproduces' if v.startswith('reproduced') else 'contradicts the paper' if v.startswith('contradicts')
             else 'does not reproduce at this scale' if v.startswith('not at this scale') else 'reproduces in part')
+
+# %% ../nbs/05c_checks.ipynb #04404267
+def held_text(checks) -> str:
+    "A claim's own checks by name, not counted: '`a` and `b` hold; `c` does not' (the `learns-*` premises and skipped checks left out)."
+    own = [c for c in checks if not c.skip and not c.id.startswith(REGIME)]
+    yes, no = [f'`{c.id}`' for c in own if c.passed], [f'`{c.id}`' for c in own if not c.passed]
+    say = lambda xs, one, many: f"{seeds_text(xs, 's')} {one if len(xs) == 1 else many}"
+    if not own: return 'no check applies'
+    if not no: return say(yes, 'holds', 'hold')
+    if not yes: return say(no, 'does not hold', 'do not hold')
+    return f"{say(yes, 'holds', 'hold')}; {say(no, 'does not', 'do not')}"
 
 # %% ../nbs/05c_checks.ipynb #8fa01658
 def _val(e: Effect, x: float) -> str:

@@ -229,7 +229,7 @@ def plot_forest(effects, title: str = '', width: float = 8.):
         for s in ('left', 'right', 'top'): ax.spines[s].set_visible(False)
         ax.tick_params(axis='x', labelsize=7, pad=1)
         bold = 'bold' if e.primary else 'normal'
-        ax.text(-0.02, 0.5, textwrap.fill(f"{e.statement} (n={int(ok.sum())})", 58), transform=ax.transAxes, ha='right', va='center', fontsize=8, fontweight=bold)
+        ax.text(-0.02, 0.5, textwrap.fill(f"{e.statement} (n={int(ok.sum())})", 50), transform=ax.transAxes, ha='right', va='center', fontsize=8, fontweight=bold)
         ax.text(1.02, 0.5, e.word, transform=ax.transAxes, ha='left', va='center', fontsize=8, fontweight=bold, color=WORD_COLORS[e.word])
     fig.suptitle(title or 'effects: seeds (dots), estimate and interval, bar (dashed)', fontsize=9)
     fig.subplots_adjust(left=0.42, right=0.84, hspace=1.2, top=1 - 0.45/fig.get_figheight(), bottom=0.35/fig.get_figheight())

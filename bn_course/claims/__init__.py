@@ -106,13 +106,13 @@ def verdict_box(res) -> 'Markdown':
 # %% ../../nbs/05e_claims.ipynb #b68109c3
 def forest(res, width: float = 9., figure: bool = False):
     """The forest plot of a claim result's effects (`plots.plot_forest`), titled with its claim and seeds: as a PNG of
-    64 colours (`plots.png`: lines and dots need no more, and the essays stay light on GitHub), or the matplotlib figure
+    256 colours (`plots.png`: lines and dots need no more, and the essays stay light on GitHub), or the matplotlib figure
     with `figure=True`."""
     from bn_course.plots import plot_forest, png
     import matplotlib.pyplot as plt
     fig = plot_forest(res.effects, f"{res.claim}: effects over seeds {_seed_range(res.effect_seeds)} (95% t-interval; 90% for 'within')", width)
     plt.close(fig)
-    return fig if figure else png(fig, 64)
+    return fig if figure else png(fig)
 
 def effects_reading(res) -> 'Markdown':
     "The claim's effects in sentences: the primary effect and the verdict, the regime, then each secondary effect."

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 from . import claim
 from ..setups import get_scale
 from ..store import grid_runs, Options, options
-from ..checks import Check, ClaimResult, learns_check, LEARNS_BAR, prose, seeds_text, verdict_words
+from ..checks import Check, ClaimResult, learns_check, LEARNS_BAR, prose, seeds_text, verdict_words, held_text
 from ..measures import final_acc, final_test_acc, steps_to, worst, drifts, unit_drifts, ratio, DRIFT_STARTS, final_loss
 from ..smoothness import counted
 from ..plots import NORM_STYLE, norm_label, norm_colors, plot_curves, plot_lr_sweep, plot_percentiles, plot_readings, grid
@@ -118,11 +118,8 @@ _WORDS = dict(enumerate('no one two three four five six seven eight nine ten ele
 def _word(k: int) -> str: return _WORDS.get(k, str(k))
 
 def _counts(res: ClaimResult) -> str:
-    "The verdict's count in words: 'all six comparisons hold', 'one of the four comparisons holds (`x`)', 'none of the four ... holds'."
-    k, n = counted(res.checks)
-    if k == n: return 'its one comparison holds' if n == 1 else 'both its comparisons hold' if n == 2 else f'all {_word(n)} of its comparisons hold'
-    ids = ', '.join(f'`{c.id}`' for c in res.checks if c.passed and not c.id.startswith('learns-'))
-    return ('none' if k == 0 else _word(k)) + f" of its {_word(n)} comparisons hold{'s' if k <= 1 else ''}" + (f' ({ids})' if k else '')
+    "The checks under the figure by name (`held_text`): which hold and which do not, never a count (the verdict is the primary effect's)."
+    return 'of the checks under its figure, ' + held_text(res.checks)
 
 def _every(seeds) -> str: return 'both seeds' if len(seeds) == 2 else 'every seed'
 def _at_chance(accs) -> bool: return all(_or_chance(a) < CHANCE + 0.05 for a in accs)

@@ -363,7 +363,7 @@ def _near_text(res: ClaimResult) -> str:
 def _learns_text(res: ClaimResult, arch: str) -> str:
     "Whether every network compared learns (the regime checks, which the verdict's count leaves out)."
     bad = [c for c in res.checks if c.id.startswith('learns-') and not c.passed]
-    if not bad: return f"Every {arch} compared learns (the `learns` checks, which the count leaves out, pass)."
+    if not bad: return f"Every {arch} compared learns (its `learns` checks, the premise of every comparison, pass)."
     names = _and(f"the {norm_label(c.id.split('-')[1])} {arch} at lr {c.id.split('-lr')[1]}" for c in bad)
     return f"Not every {arch} learns: {names} {'fails its `learns` check' if len(bad) == 1 else 'fail their `learns` checks'}."
 
@@ -396,8 +396,8 @@ def _vgg_reading(res: ClaimResult) -> str:
               f"BatchNorm ends with the higher test accuracy on every seed {_at(lrs, higher)}")
     accs = '; '.join(f"{_slash(acc['none'][lr], '.3f')} (standard) and {_slash(acc['batch'][lr], '.3f')} (BatchNorm) at lr {_lr(lr)}"
                      for lr in lrs)
-    p1 = (f"**Fig 3a {verdict_words(res.verdict)}** (`{res.verdict}`: {k} of {n} comparisons pass; seeds "
-          f"{seeds_text(res.seeds, 'd')}). {_learns_text(res, 'VGG')} {better}: final test accuracy {accs}.")
+    p1 = (f"**Fig 3a {verdict_words(res.verdict)}** (seeds "
+          f"{seeds_text(res.seeds, 'd')} for the figure and the checks below). {_learns_text(res, 'VGG')} {better}: final test accuracy {accs}.")
     gn = [x for nn in NORMS for lr, kk in cells for x in m[nn][lr][kk]['grad_norm']]
     spread = max(gn)/min(gn)
     p2 = (f"**By the cosine** (BatchNorm's median minus the standard network's, per seed; at most {thr:g} allowed), BatchNorm's "
@@ -446,8 +446,8 @@ def _dln_reading(res: ClaimResult) -> str:
     against = lambda xs: ", $G'$ pointing *against* $G$" if all(x < 0 for x in xs) else ''
     std_txt = ('' if not std_bad else ': its median cosine is ' + '; '.join(
         f"{_slash(m['none'][lr][kk]['cos'])} at lr {_lr(lr)} layer #{kk}{against(m['none'][lr][kk]['cos'])}" for lr, kk in std_bad))
-    p1 = (f"**Fig 3b {verdict_words(res.verdict)}** (`{res.verdict}`: {k} of {n} comparisons pass; seeds "
-          f"{seeds_text(res.seeds, 'd')}). {_learns_text(res, 'DLN')} **{head}** (smallest median $\\cos(G, G')$ per rate, at "
+    p1 = (f"**Fig 3b {verdict_words(res.verdict)}** (seeds "
+          f"{seeds_text(res.seeds, 'd')} for the figure and the checks below). {_learns_text(res, 'DLN')} **{head}** (smallest median $\\cos(G, G')$ per rate, at "
           f"least {thr_s:g} allowed: " + _and(f"{num_text(c('std-no-ics', lr).value, '.3f')} at lr {_lr(lr)}" for lr in lrs)
           + f"){std_txt}.")
     rs, rb = q('none', 'l2_rel'), q('batch', 'l2_rel')

@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 from . import claim
 from ..store import grid_runs, Options, options
 from ..setups import PAPER_LR
-from ..checks import ClaimResult, verdict, verdict_words, prose, seeds_text, num_text
+from ..checks import ClaimResult, verdict, verdict_words, prose, seeds_text, num_text, held_text
 from ..measures import final_test_acc, final_loss
 from ..smoothness import (LANDSCAPE_MEASURES, probe_measures, seed_ratios, relative_change, median_predictive_range,
                                   landscape_checks, landscape_table, show_table, plot_landscape, seed_geomean,
@@ -252,10 +252,8 @@ def reading(res: ClaimResult) -> 'Markdown':
              _gradient_text(res), _early_text(res), _random_text(res)]
     if res.data['arch'] == 'vgg' and res.why: parts.append(_readings_text(res))
     if res.data['arch'] == 'dln': parts.append(_dln_text(res))
-    parts.append(f"**Verdict: {res.verdict}**, the claim {verdict_words(res.verdict)}: {k} of the {n} checks pass "
-                 "(the `learns-*` checks are its premise, not counted).")
+    parts.append(f"Of the checks under the figures, by name (the verdict above is the primary effect's): {held_text(res.checks)}.")
     return prose('\n\n'.join(parts))
-
 
 # %% ../../nbs/13_landscape_lib.ipynb #3ae6571f
 def _reading_name(m: str, w: str, how: str) -> str:

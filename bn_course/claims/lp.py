@@ -339,7 +339,7 @@ def _reading_training(res: ClaimResult) -> str:
                 + (f" and above the standard DLN {_on_seeds(above, res.seeds)}." if above else ", though below the standard DLN."))
     acc_gap = max(abs(max(xs) - min(xs)) for k in ('vgg_train_acc', 'vgg_test_acc') for xs in t[k].values())
     loss_gap = max(max(xs) / min(xs) - 1 for xs in L.values())
-    return (f"""**Reading Fig 5: {res.verdict}.** *VGG: {vgg_k} of its {len(vgg_ids)} checks hold.*
+    return (f"""**Reading Fig 5: {res.verdict}** (the primary effect's word; the checks below are named, not counted). *VGG.*
 {vgg_learn} (final test accuracy {_rng([x for n in NORMS for x in t['vgg_test_acc'][n]], '.3f')} over the networks and seeds).
 {vgg_near}: final training accuracy {_rng([x for p in LP for x in t['vgg_train_acc'][p]], '.3f')} against BN's
 {S(t['vgg_train_acc']['batch'], '.3f')}, and they reach 50% training accuracy after {_rng(lp_t50, '.0f')} steps
@@ -446,7 +446,7 @@ def _reading_landscape_vgg(res: ClaimResult) -> str:
             + (' (' + ', '.join(f"`{c.id}` {num_text(c.value, '.4g')}" for c in rand_ok) + ')' if rand_ok else '')
             + (f"; the lp landscapes are *rougher* than the standard one there on every measure and seed (standard / lp {_rng(rand_all, '.3g')})"
                if max(rand_all) < 1 else f" (standard / lp {_rng(rand_all, '.3g')} over the measures and seeds)"))
-    return (f"""**Reading Fig 12 (VGG): {res.verdict}.** {W.k} of the {W.n} comparisons hold{learns}.
+    return (f"""**Reading Fig 12 (VGG): {res.verdict}.** The comparisons below read seeds {seeds_text(res.seeds, 'd')}{learns}.
 Along the gradient, {who('loss_range')} a smaller loss range than the standard VGG on every seed (standard / lp
 {_rng(W.over['loss_range'], '.3g')} per seed over training), {who('grad_change')} a smaller gradient change
 ({_rng(W.over['grad_change'], '.3g')}), and {who('predictive-range')} a broader predictive range
@@ -493,7 +493,7 @@ def _reading_landscape_dln(res: ClaimResult) -> str:
 standard / lp {_rng(W.over['loss_range'], '.3g')} for the loss range, {_rng(W.over['grad_change'], '.3g')} for the gradient change and
 {_rng(W.over['beta'], '.3g')} for the effective beta over training; the standard DLN's gradient stays predictive {pr_txt}, the lp
 networks' up to {_names([f"{num_text(x, '.3g')} x lr ({_names(ps)})" for x, ps in groups.items()], str)}.
-{W.k} of the {W.n} comparisons hold.{learns}
+The comparisons read seeds {seeds_text(res.seeds, 'd')}.{learns}
 {like}, and BN's is itself {bn} (standard / BN {_rng(std_bn, '.3g')}){", so this is `13_landscape`'s `landscape-dln` comparison again, not something the lp norms add" if like_bn and bn_rough else ''}.
 {' '.join(vs_bn(p) for p in LP if p not in like_bn)}""")
 

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 from . import claim
 from ..store import grid_runs, Options, options
 from ..setups import get_scale
-from ..checks import Check, ClaimResult, learns_check, prose, seeds_text, num_text, verdict_words
+from ..checks import Check, ClaimResult, learns_check, prose, seeds_text, num_text, verdict_words, held_text
 from ..measures import final_acc, final_test_acc, steps_to, worst, drifts, ratio, run_moments, final_loss
 from ..probes import moment_changes
 from ..train import accuracy
@@ -407,9 +407,8 @@ def _layers_text(ks) -> str: return seeds_text([f'#{k}' for k in ks], 's')
 def _rng_text(xs, spec: str = '.2f') -> str: return f'{min(xs):{spec}} to {max(xs):{spec}}'
 
 def _head(res: ClaimResult) -> str:
-    "The reading's first words: the verdict in words, and how many of the claim's own checks pass (`counted`)."
-    k, n = counted(res.checks)
-    return f"**This claim {verdict_words(res.verdict)}: {k} of its {n} checks pass.**"
+    "The reading's first words: the verdict in words, then the checks under the figure by name (`held_text`), never counted."
+    return f"**This claim {verdict_words(res.verdict)}.** Of the checks under its figure, {held_text(res.checks)}."
 
 # %% ../../nbs/11_noisy_lib.ipynb #e2a49657
 def _reading_training(res: ClaimResult) -> str:
@@ -601,6 +600,6 @@ READINGS = {'noisy-bn-training': _reading_training, 'noisy-bn-moments': _reading
 
 def reading(res: ClaimResult):
     """The paragraphs under a claim's figure, written from its result alone: the verdict's words from `res.verdict`, the
-    counts from its checks (`counted`), every number from `res.data`. Markdown (`checks.prose`); its text is `.data`."""
+    checks under the figure by name (`held_text`), every number from `res.data`. Markdown (`checks.prose`); its text is `.data`."""
     if res.claim not in READINGS: raise ValueError(f"no reading for claim {res.claim!r}; this module reads {', '.join(READINGS)}")
     return prose(READINGS[res.claim](res))

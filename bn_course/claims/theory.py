@@ -242,7 +242,7 @@ import matplotlib.pyplot as plt
 from IPython.display import Markdown
 from . import claim
 from ..setups import get_scale
-from ..checks import Check, ClaimResult, prose, verdict_words, seeds_text, num_text
+from ..checks import Check, ClaimResult, prose, verdict_words, seeds_text, num_text, held_text
 from ..smoothness import counted
 from ..store import Options, options
 
@@ -407,9 +407,8 @@ def reading(res: ClaimResult) -> Markdown:
     "The paragraphs under the `theory` claim's figure, from `res` alone: the verdict, then each statement of Section 4."
     d, u = res.data, res.data['units']
     h, vi, cx = d['holds'], d['violations'], d['counterexample']
-    k, n = counted(res.checks)
-    out = [f"**Section 4 as printed {verdict_words(res.verdict)}**: {k} of {n} checks pass on {u} random units "
-           f"(float64, seed{'s' if len(res.seeds) > 1 else ''} {seeds_text(res.seeds, 'd')})."]
+    out = [f"**Section 4 as printed {verdict_words(res.verdict)}**, on {u} random units "
+           f"(float64, seed{'s' if len(res.seeds) > 1 else ''} {seeds_text(res.seeds, 'd')}): {held_text(res.checks)}."]
     s = (r"**Theorem 4.1** (the loss is more Lipschitz in $y$). With coefficient $\frac1m$ it "
          + _equality_text(res.check('thm41-1/m'), h['thm41'], u) + r". As printed, with $\frac{1}{\sqrt m}$, it "
          + _printed_text(res.check('thm41-printed'), vi['thm41_printed'], u, d['negative41']))
