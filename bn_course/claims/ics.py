@@ -387,7 +387,6 @@ def _split(res: ClaimResult, q: str) -> str:
 def _vgg_reading(res: ClaimResult) -> str:
     d = res.data
     lrs, layers, m, acc = d['lrs'], d['layers'], d['medians'], d['final_test_acc']
-    k, n = counted(res.checks)
     cells = [(lr, kk) for lr in lrs for kk in layers]
     thr = res.check(_cid('cos', *cells[0])).threshold
     share = res.check(_cid('rel', *cells[0])).threshold
@@ -435,7 +434,6 @@ def _vgg_reading(res: ClaimResult) -> str:
 def _dln_reading(res: ClaimResult) -> str:
     d = res.data
     lrs, layers, m, fl = d['lrs'], d['layers'], d['medians'], d['final_loss']
-    k, n = counted(res.checks)
     q = lambda nn, key: [x for lr in lrs for kk in layers for x in m[nn][lr][kk][key]]
     c = lambda i, lr: res.check(_cid(i, lr))
     thr_s, thr_u = c('std-no-ics', lrs[0]).threshold, c('bn-uncorrelated', lrs[0]).threshold

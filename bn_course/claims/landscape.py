@@ -247,7 +247,7 @@ def _dln_text(res: ClaimResult) -> str:
 
 def reading(res: ClaimResult) -> 'Markdown':
     "The paragraph a landscape claim's essay prints under its figures, from `res` alone: what the run shows, check group by group."
-    (k, n), seeds = counted(res.checks), seeds_text(res.seeds, 'd')
+    seeds = seeds_text(res.seeds, 'd')
     parts = [f"At the `{res.scale}` scale, seed{'s' if len(res.seeds) > 1 else ''} {seeds} (the {res.data['arch'].upper()} at lr {_lr(res.data['lr'])}). " + _learn_text(res),
              _gradient_text(res), _early_text(res), _random_text(res)]
     if res.data['arch'] == 'vgg' and res.why: parts.append(_readings_text(res))

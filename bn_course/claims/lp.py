@@ -297,7 +297,6 @@ def _on_seeds(k: int, seeds) -> str:
 def _reading_training(res: ClaimResult) -> str:
     t, c, S = res.data, res.check, seeds_text
     vgg_ids = ['learns-' + n for n in NORMS] + [f'vgg-{p}-{w}' for p in LP for w in ('near-bn', 'faster-than-standard')]
-    vgg_k = sum(c(i).passed for i in vgg_ids)
     bad_learn = [n for n in NORMS if not c('learns-' + n).passed]
     near = [p for p in LP if c(f'vgg-{p}-near-bn').passed]
     t50 = t['vgg_steps_to_50']
