@@ -12,7 +12,7 @@ from ..store import Options, options
 
 # %% auto #0
 __all__ = ['CLAIMS', 'CLAIM_PACKAGE', 'PRIMARY', 'Claim', 'claim_modules', 'claim', 'all_claims', 'load_claims', 'get_claim',
-           'verdict_box', 'forest', 'effects_reading', 'Declared']
+           'verdict_box', 'effects_forest', 'forest', 'effects_lines', 'effects_reading', 'Declared']
 
 # %% ../../nbs/05e_claims.ipynb #df61a0a5
 @dataclass
@@ -104,15 +104,25 @@ def verdict_box(res) -> 'Markdown':
     return Markdown('\n'.join(rows))
 
 # %% ../../nbs/05e_claims.ipynb #b68109c3
-def forest(res, width: float = 9., figure: bool = False):
-    """The forest plot of a claim result's effects (`plots.plot_forest`), titled with its claim and seeds: as a PNG of
-    256 colours (`plots.png`: lines and dots need no more, and the essays stay light on GitHub), or the matplotlib figure
-    with `figure=True`."""
+def effects_forest(effects, title: str, width: float = 9., figure: bool = False):
+    """The forest plot of any list of `Effect`s (`plots.plot_forest`), titled `title`: as a PNG of 256 colours
+    (`plots.png`: lines and dots need no more, and the essays stay light on GitHub), or the matplotlib figure with `figure=True`.
+    A claim's own effects go through `forest`; an ablation's ("does the verdict move with the reading?") through this."""
     from bn_course.plots import plot_forest, png
     import matplotlib.pyplot as plt
-    fig = plot_forest(res.effects, f"{res.claim}: effects over seeds {_seed_range(res.effect_seeds)} (95% t-interval; 90% for 'within')", width)
+    fig = plot_forest(effects, title, width)
     plt.close(fig)
     return fig if figure else png(fig)
+
+def forest(res, width: float = 9., figure: bool = False):
+    "The forest plot of a claim result's effects, titled with its claim and seeds (`effects_forest`)."
+    return effects_forest(res.effects, f"{res.claim}: effects over seeds {_seed_range(res.effect_seeds)} (95% t-interval; 90% for 'within')",
+                          width, figure)
+
+def effects_lines(effects) -> str:
+    "Each effect in one generated sentence (`checks.effect_sentence`), as a markdown list."
+    from bn_course.checks import effect_sentence
+    return '\n'.join(f'- {effect_sentence(e)}.' for e in effects)
 
 def effects_reading(res) -> 'Markdown':
     "The claim's effects in sentences: the primary effect and the verdict, the regime, then each secondary effect."
@@ -124,7 +134,7 @@ def effects_reading(res) -> 'Markdown':
               else 'Not every network compared learns: ' + '; '.join(f'{c.statement}' for c in bad) + '.' if bad else '')
     out = [f"**The claim {verdict_words(res.verdict)}.** {effect_sentence(res.primary)}.", regime]
     sec = [e for e in res.effects if not e.primary]
-    if sec: out += ['Secondary effects (each estimated with its interval, none counted into the verdict):', '\n'.join(f'- {effect_sentence(e)}.' for e in sec)]
+    if sec: out += ['Secondary effects (each estimated with its interval, none counted into the verdict):', effects_lines(sec)]
     return Markdown('\n\n'.join(s for s in out if s))
 
 # %% ../../nbs/05e_claims.ipynb #27c89ab2
