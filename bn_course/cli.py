@@ -242,7 +242,10 @@ def make_parser() -> argparse.ArgumentParser:
     "The `bn-course` argument parser, with the subcommands `list`, `reproduce`, `bench`, `runs` and `report`."
     p = argparse.ArgumentParser(prog='bn-course', description='Reproduce "How Does Batch Normalization Help Optimization?"')
     sub = p.add_subparsers(dest='cmd', metavar='{list,reproduce,bench,runs,report}')
-    sub.add_parser('list', help='the claims: name, paper figure, statement').set_defaults(parser=p)
+    l = sub.add_parser('list', help='the claims: name, paper figure, statement; with --runs, the networks they read')
+    l.set_defaults(parser=l)
+    l.add_argument('--runs', action='store_true', help='every network the claims read: stored or missing, its cost, its readers')
+    l.add_argument('--only', nargs='+', metavar='NAME', help='with --runs: the networks of these claims only')
     u = sub.add_parser('runs', help='the run store: every entry, its size and age, its cost, how often it was read')
     u.set_defaults(parser=u)
     g = u.add_mutually_exclusive_group()
@@ -252,6 +255,11 @@ def make_parser() -> argparse.ArgumentParser:
     g.add_argument('--fill', action='store_true', help="train every run the claims' effects read that the store lacks, longest first")
     u.add_argument('--jobs', type=int, default=2, metavar='N', help='with --fill: worker processes, one core each (default: %(default)s)')
     u.add_argument('--only', nargs='+', metavar='NAME', help='with --fill: the runs of these claims only (see `bn-course list`)')
+    u.add_argument('--cluster', metavar='FOLDER', help='with --fill: one submitit job per network (Slurm where there is one), '
+                   'logs in FOLDER; the run store must be on a filesystem every node reaches (pip install "bn_course[cluster]")')
+    u.add_argument('--partition', metavar='NAME', help='with --cluster: the Slurm partition')
+    u.add_argument('--gpus', type=int, default=0, metavar='N', help='with --cluster: GPUs per job (default: %(default)s)')
+    u.add_argument('--timeout-min', type=int, default=24*60, metavar='MIN', help='with --cluster: time limit per job (default: %(default)s)')
     u.add_argument('--older-than', type=float, metavar='DAYS', help='with --prune: also remove entries of other code older than DAYS')
     u.add_argument('--source', nargs='+', default=(), metavar='HASH', help='with --prune: also remove entries of the code with these source hashes')
     r = sub.add_parser('reproduce', help='run the claims; write figures, results.json and report.md')
@@ -271,6 +279,8 @@ def make_parser() -> argparse.ArgumentParser:
     o.add_argument('--readme', nargs='?', const='README.md', metavar='FILE',
                    help='also replace the verdict table of FILE (default: README.md) between its markers')
     o.set_defaults(parser=o)
+    u.add_argument('--scale', default='cpu', choices=list(SCALES), help='with --fill: (default: %(default)s)')
+    l.add_argument('--scale', default='cpu', choices=list(SCALES), help='with --runs: (default: %(default)s)')
     for s in (r, b):
         s.set_defaults(parser=s)
         s.add_argument('--scale', default='cpu', choices=list(SCALES), help='(default: %(default)s)')
@@ -285,6 +295,13 @@ def main(argv=None) -> int:
     p = make_parser()
     a = p.parse_args(argv)
     if a.cmd is None: p.error('choose a command: list, reproduce, bench, runs or report')
+    if a.cmd == 'list' and (a.runs or a.only):
+        from bn_course.effects import print_grid
+        try:
+            if not a.runs: raise ValueError('--only goes with --runs')
+            print_grid(check_names(a.only, load_claims()[0]) if a.only else None, a.scale)
+        except ValueError as e: a.parser.error(str(e))
+        return 0
     if a.cmd == 'list':
         claims, broken = load_claims()
         for m, e in broken.items(): print(f'warning: claim module {m} failed to import: {e}', file=sys.stderr)
@@ -294,11 +311,12 @@ def main(argv=None) -> int:
         try:
             if (a.older_than is not None or a.source) and not a.prune: raise ValueError('--older-than and --source go with --prune')
             if a.older_than is not None and not a.older_than >= 0: raise ValueError(f'--older-than must be 0 days or more, got {a.older_than}')
-            if a.only and not a.fill: raise ValueError('--only goes with --fill')
+            if (a.only or a.cluster) and not a.fill: raise ValueError('--only and --cluster go with --fill')
             if a.fill:
                 check_counts(jobs=a.jobs)
-                from bn_course.effects import fill
-                f = fill(a.only, a.jobs)
+                from bn_course.effects import fill, cluster_executor
+                f = fill(check_names(a.only, load_claims()[0]) if a.only else None, jobs=a.jobs, scale=a.scale,
+                         executor=cluster_executor(a.cluster, a.partition, gpus=a.gpus, timeout_min=a.timeout_min) if a.cluster else None)
                 print(f"filled the run store {runs_dir()}: {f['missing']} of the grid's {f['grid']} runs trained in {f['seconds']/60:.1f} min")
             elif a.prune or a.clear:
                 f = prune_store(a.older_than, tuple(a.source)) if a.prune else clear_store()

@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from .claims import PRIMARY
-from .store import Options, grid_runs, get_run, get_model, run_key, runs_dir
+from .store import Options, grid_runs, get_run, get_model, run_key, runs_dir, entry_path, stored_run
 from .setups import run_spec, get_scale, Scale
 from .setups import PAPER_LR, MEASUREMENTS
 from .checks import Effect, Check, LEARNS_BAR, REGIME
@@ -24,7 +24,8 @@ __all__ = ['SHORT', 'REGIME_READ', 'RANGE_LRS', 'DRIFT_QS', 'MOMENT_LAYERS', 'EX
            'noise_without_bn_effects', 'noisy_test_effect', 'ics_vgg_effects', 'ics_dln_effects', 'landscape_effects',
            'landscape_vgg_effects', 'landscape_dln_effects', 'lp_training_effects', 'lp_distributions_effects',
            'lp_landscape_effects', 'lp_landscape_vgg_effects', 'lp_landscape_dln_effects', 'thm41_failures',
-           'theory_effects', 'claim_runs', 'judge', 'effect_grid', 'expected_s', 'cell_scale', 'fill']
+           'theory_effects', 'claim_runs', 'judge', 'effect_grid', 'expected_s', 'cell_scale', 'cell_label',
+           'course_grid', 'grid_rows', 'print_grid', 'fill', 'cluster_executor']
 
 # %% ../nbs/16_effects.ipynb #74341d2b
 SHORT = {   # claim: (seeds read at the cpu scale, why fewer than declared)
@@ -272,15 +273,15 @@ def judge(res, o: Options, seeds=None):
 COST = {'none': 1., 'batch': 1.35, 'noise': 1.4, 'noisy': 1.8, 'l1': 1.75, 'l2': 1.75, 'linf': 1.85}  # ms per step relative to the standard net
 MS_PER_STEP = dict(vgg=27., dln=8.)              # the standard network's ms per step with its measurements, one core (cpu scale)
 
-def effect_grid(names=None, scale: str | Scale = 'cpu') -> list[tuple]:
-    "Every run the effects of the claims `names` (default: all) read at `scale`, once: `(arch, norm, lr, seed)`."
+def effect_grid(names=None, scale: str | Scale = 'cpu', seeds=None) -> list[tuple]:
+    "Every run the effects of the claims `names` (default: all) read at `scale` (`seeds`: these, not the declared), once: `(arch, norm, lr, seed)`."
     cells = {}
     for name in names or READS:
         if name not in READS: raise ValueError(f"unknown claim {name!r}; choose one of {', '.join(READS)}")
         arch, norms, _ = READS[name]
         if arch is None: continue
         for lr in (RANGE_LRS if name == 'lr-range' else (PAPER_LR[arch],)):
-            for seed in effect_seeds(name, None, get_scale(scale).name): cells.update({(arch, n, lr, seed): None for n in norms})
+            for seed in effect_seeds(name, seeds, get_scale(scale).name): cells.update({(arch, n, lr, seed): None for n in norms})
     return list(cells)
 
 FIGURE_GRID = [   # the runs the figures and "why" ablations read beyond the effects' grid, at the cpu scale's two figure seeds
@@ -294,9 +295,12 @@ def expected_s(cell, scale: str | Scale = 'cpu') -> float:
     return MS_PER_STEP[cell[0]] * COST.get(cell[1], 2.) * (s.steps if cell[0] == 'vgg' else s.dln_steps) / 1000
 
 # %% ../nbs/16_effects.ipynb #78511768
-def _train_one(cell, scale: Scale) -> float:
-    "In a worker: the store's run `cell` (or, for a cell ending in 'weights', its final weights), trained if missing; the seconds it took."
+def _train_one(cell, scale: Scale, runs: str | None = None) -> float:
+    """In a worker (a process of `fill`'s pool, or a cluster job): the store's run `cell` (or, for a cell ending in
+    'weights', its final weights), trained if missing; the seconds it took. `runs`: the store's folder, for a job whose
+    environment lacks `BN_COURSE_RUNS`."""
     import time, os
+    if runs: os.environ['BN_COURSE_RUNS'] = runs
     os.environ.setdefault('BN_COURSE_QUIET', '1')
     t = time.perf_counter()
     if cell[-1] == 'weights': get_model(*cell[:4], scale=scale)
@@ -311,27 +315,82 @@ def cell_scale(cell, scale: Scale) -> Scale:
     tag = cell[4] if len(cell) > 4 else ''
     return _r(scale, vgg={**scale.vgg, 'init': tag[5:]}) if tag.startswith('init=') else scale
 
-def fill(names=None, jobs: int = 2, scale: str | Scale = 'cpu', log=print) -> dict:
-    """Train every run of `effect_grid(names, scale)` (and, for every claim at the cpu scale, `FIGURE_GRID`) that the store
-    lacks, longest first, in `jobs` processes; a line per network with the time left. Returns `{'grid', 'missing', 'seconds'}`."""
-    import time
+def cell_label(cell) -> str: return f"{cell[0]} {cell[1]} lr={cell[2]:g} seed={cell[3]}" + (f" ({cell[4]})" if len(cell) > 4 else '')
+
+def course_grid(names=None, scale: str | Scale = 'cpu', seeds=None) -> dict:
+    """Every network the claims `names` (default: the whole course) read at `scale`, once, with who reads it:
+    `{cell: [readers]}`. A cell is `(arch, norm, lr, seed)`, plus a tag where it is not a plain run ('weights': final
+    weights; 'init=glorot': another init). The whole course at the cpu scale adds its figures' runs (`FIGURE_GRID`)
+    and the pilot's (`PILOT_GRID`). `seeds`: these seeds instead of the declared ones."""
+    s, grid = get_scale(scale), {}
+    for n in names or READS:
+        for c in effect_grid([n], s, seeds) + WEIGHTS_GRID.get(n, []): grid.setdefault(c, []).append(n)
+    if names is None and s.name == 'cpu':
+        for c in FIGURE_GRID: grid.setdefault(c, []).append('figures')
+        for c in PILOT_GRID: grid.setdefault(c, []).append('05d_pilot')
+    return grid
+
+def grid_rows(names=None, scale: str | Scale = 'cpu', seeds=None) -> list[dict]:
+    "`course_grid` as rows, longest first: the network, where the store keeps it, whether it is there, its expected cost on one core, its readers."
+    s = get_scale(scale)
+    rows = [dict(cell=c, label=cell_label(c), readers=r, seconds=expected_s(c, s),
+                 path=entry_path(*c[:4], scale=cell_scale(c, s), weights=c[-1] == 'weights')) for c, r in course_grid(names, s, seeds).items()]
+    return sorted((dict(r, stored=r['path'].exists()) for r in rows), key=lambda r: -r['seconds'])
+
+def print_grid(names=None, scale: str | Scale = 'cpu', jobs: int = 2):
+    "What `bn-course list --runs` prints: every network of the grid, stored or missing, its cost and readers; then what filling the rest takes."
+    rows = grid_rows(names, scale)
+    for r in rows: print(f"{'stored ' if r['stored'] else 'missing'}  {r['label']:<40} {r['seconds']/60:5.1f} min  {', '.join(r['readers'])}")
+    miss = [r['seconds'] for r in rows if not r['stored']]
+    print(f"{len(rows)} networks, {sum(r['seconds'] for r in rows)/3600:.1f} h of one core; {len(miss)} missing"
+          + (f": about {sum(miss)/60/jobs:.0f} min on {jobs} cores with `bn-course runs --fill --jobs {jobs}"
+             f"{' --only ' + ' '.join(names) if names else ''}`" if miss else ''))
+
+def fill(names=None, *, jobs: int = 2, scale: str | Scale = 'cpu', seeds=None, log=print, executor=None) -> dict:
+    """Train every network of `course_grid(names, scale, seeds)` that the store lacks, longest first, in `jobs` processes;
+    a line per network with the time left. With `executor` (a `submitit` executor: `submitit.AutoExecutor` on a Slurm
+    cluster, `submitit.LocalExecutor` to try it), each missing network is one job instead, all writing into this store,
+    which every job must reach. Resumable: run it again after a stop. Returns `{'grid', 'missing', 'seconds'}`."""
+    import time, importlib
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from multiprocessing import get_context
     scale = get_scale(scale)                       # the settings themselves travel to the workers
-    grid = effect_grid(names, scale) + ([c for c in FIGURE_GRID + PILOT_GRID if c not in effect_grid(None, scale)] if names is None and scale.name == 'cpu' else [])
-    grid += [c for n in (names or READS) for c in WEIGHTS_GRID.get(n, [])]
-    there = lambda c: (runs_dir()/f"{run_key(run_spec(*c[:4], cell_scale(c, scale), None, None)[0])}{'.model' if c[-1] == 'weights' else ''}.pt").exists()
-    todo = sorted((c for c in grid if not there(c)), key=lambda c: -expected_s(c, scale))
+    rows = grid_rows(names, scale, seeds)
+    todo = [r['cell'] for r in rows if not r['stored']]
     left, t0, done = sum(expected_s(c, scale) for c in todo), time.perf_counter(), 0
-    log(f"{len(grid)} runs in the grid, {len(todo)} to train: about {left/60/max(1, min(jobs, len(todo))):.0f} min on {jobs} core(s)")
-    if not todo: return dict(grid=len(grid), missing=0, seconds=0.)
-    import importlib
+    where = f'{len(todo)} cluster job(s)' if executor is not None else f'{jobs} core(s)'
+    log(f"{len(rows)} runs in the grid, {len(todo)} to train: about {left/60/max(1, min(jobs, len(todo))):.0f} min of training on {where}")
+    if not todo: return dict(grid=len(rows), missing=0, seconds=0.)
     work = importlib.import_module('bn_course.effects')._train_one     # the package's, also when `fill` runs in a notebook
-    with ProcessPoolExecutor(jobs, mp_context=get_context('spawn')) as ex:
-        futs = {ex.submit(work, c, scale): c for c in todo}
-        for f in as_completed(futs):
+    if executor is not None:
+        from submitit.helpers import as_completed as jobs_done
+        with executor.batch(): futs = {executor.submit(work, c, scale, str(runs_dir())): c for c in todo}
+        finished = jobs_done(list(futs))
+    else:
+        pool = ProcessPoolExecutor(jobs, mp_context=get_context('spawn'))
+        futs = {pool.submit(work, c, scale): c for c in todo}
+        finished = as_completed(futs)
+    try:
+        for f in finished:
             c, done = futs[f], done + 1
             left -= expected_s(c, scale)
-            log(f"[{done}/{len(todo)}] {c[0]} {c[1]} lr={c[2]:g} seed={c[3]}{f' ({c[4]})' if len(c) > 4 else ''}: {f.result():.0f} s; "
-                f"about {left/60/jobs:.0f} min left ({(time.perf_counter() - t0)/60:.1f} min so far)")
-    return dict(grid=len(grid), missing=len(todo), seconds=time.perf_counter() - t0)
+            log(f"[{done}/{len(todo)}] {cell_label(c)}: {f.result():.0f} s; about {left/60/max(1, jobs):.0f} min left "
+                f"({(time.perf_counter() - t0)/60:.1f} min so far)")
+    finally:
+        if executor is None: pool.shutdown(cancel_futures=True)
+    return dict(grid=len(rows), missing=len(todo), seconds=time.perf_counter() - t0)
+
+def cluster_executor(folder, partition: str | None = None, *, gpus: int = 0, cpus: int = 1, timeout_min: int = 24*60):
+    """A submitit executor for `fill(executor=...)`: Slurm's where the machine has `sbatch`, else submitit's local one
+    (the jobs run here); one network per job, with `cpus` cores and `gpus` GPUs, its logs in `folder`."""
+    import shutil
+    try: import submitit
+    except ImportError: raise ImportError('filling on a cluster needs submitit: pip install "bn_course[cluster]"') from None
+    if not shutil.which('sbatch'):
+        ex = submitit.LocalExecutor(folder=folder)
+        ex.update_parameters(timeout_min=timeout_min)
+        return ex
+    ex = submitit.SlurmExecutor(folder=folder)
+    ex.update_parameters(job_name='bn_course_fill', time=timeout_min, cpus_per_task=cpus, gpus_per_node=gpus,
+                         **({'partition': partition} if partition else {}))
+    return ex

@@ -20,8 +20,8 @@ from .setups import (Scale, Run, get_scale, run_spec, spec_label, train_run, run
 
 # %% auto #0
 __all__ = ['MARKER', 'RUN_MODULES', 'runs_dir', 'source_hash', 'run_key', 'store_log', 'entry_header', 'read_entry', 'load_run',
-           'get_run', 'stored_run', 'get_model', 'store_entries', 'prune_store', 'clear_store', 'Options', 'options',
-           'grid_runs']
+           'get_run', 'stored_run', 'entry_path', 'get_model', 'store_entries', 'prune_store', 'clear_store', 'Options',
+           'options', 'grid_runs']
 
 # %% ../nbs/05b_store.ipynb #960779be
 MARKER = '.bn_course_store'          # the file that makes a folder a run store
@@ -276,6 +276,12 @@ def stored_run(arch: str, norm: str, lr: float, seed: int = 0, scale: str | Scal
     """The run `get_run` would return if it is already in memory or in the store, without ever training it: None if it
     is not there."""
     return _stored(run_key(run_spec(arch, norm, lr, seed, scale, steps, device)[0]))
+
+def entry_path(arch: str, norm: str, lr: float, seed: int = 0, *, scale: str | Scale = 'cpu', steps: int | None = None,
+               weights: bool = False) -> Path:
+    """Where the store keeps the run `get_run(arch, norm, lr, seed, scale, steps)` (with `weights`: its final weights,
+    `get_model`'s), whether or not it is there yet: what a fill checks before it trains."""
+    return runs_dir()/f"{run_key(run_spec(arch, norm, lr, seed, scale, steps, None)[0])}{'.model' if weights else ''}.pt"
 
 # %% ../nbs/05b_store.ipynb #6b6ec301
 def get_model(arch: str, norm: str, lr: float, seed: int = 0, scale: str | Scale = 'cpu', steps: int | None = None,

@@ -8,20 +8,19 @@ import math
 import numpy as np
 import matplotlib.pyplot as plt
 
-from . import claim
+from . import claim, effects_forest, effects_lines
 from ..store import grid_runs, Options, options
 from ..setups import PAPER_LR
-from ..checks import ClaimResult, verdict, verdict_words, prose, seeds_text, num_text, held_text
-from ..measures import final_test_acc, final_loss
-from ..smoothness import (LANDSCAPE_MEASURES, probe_measures, seed_ratios, relative_change, median_predictive_range,
-                                  landscape_checks, landscape_table, show_table, plot_landscape, seed_geomean,
-                                  ratio_seeds, probe_blowup, counted, earlier_reading, reading_why, ratio_readings, readings_why)
-from ..plots import NORM_STYLE, norm_label, grid, plot_readings
+from ..checks import ClaimResult, Effect, prose, seeds_text, bar_text
+from ..smoothness import (LANDSCAPE_MEASURES, WINDOWS, probe_measures, seed_ratios, relative_change, median_predictive_range,
+                                  landscape_table, show_table, plot_landscape, seed_geomean, ratio_seeds, probe_blowup)
+from ..plots import NORM_STYLE, norm_label, grid
 
 # %% auto #0
-__all__ = ['DIRECTION_LABELS', 'GROUPS', 'study', 'plot_predictiveness', 'plot_directions', 'landscape_result', 'landscape_vgg',
-           'landscape_dln', 'group_words', 'compared', 'probe_range', 'reading', 'print_readings', 'readings_figure',
-           'earlier_table', 'earlier_figure']
+__all__ = ['DIRECTION_LABELS', 'GRADIENT_READINGS', 'RANDOM_READINGS', 'KEY', 'study', 'plot_predictiveness', 'plot_directions',
+           'landscape_result', 'landscape_vgg', 'landscape_dln', 'probe_range', 'reading_sentences', 'reading',
+           'readings_effects', 'ablation_text', 'ablation_runs', 'show_ablation', 'show_readings', 'loss_runs',
+           'loss_effects', 'loss_text', 'show_loss_choice', 'loss_figure']
 
 # %% ../../nbs/13_landscape_lib.ipynb #7e089f70
 def study(arch: str, norms=('none', 'batch'), o: Options | None = None, **settings) -> dict:
@@ -74,221 +73,206 @@ def plot_directions(st: dict, title: str = '', per_length: bool = False) -> plt.
             for a, k in zip(axs, keys):
                 a.plot(*seed_geomean(runs, lambda p: probe_measures(p)[k], d), ls, color=c, label=f'{lab}, {d}')
     for a, k in zip(axs, keys): a.set(title=DIRECTION_LABELS[k][0], ylabel=DIRECTION_LABELS[k][1], xlabel='training step', yscale='log')
-    axs[0].legend(fontsize='small')
+    n = len(next(iter(st['runs'].values())))
+    axs[0].legend(fontsize='small', title=f'geometric mean of {n} seeds' if n > 1 else None, title_fontsize='small')
     fig.tight_layout()
     plt.close(fig)
     return fig
 
 # %% ../../nbs/13_landscape_lib.ipynb #ff9bcd65
 def landscape_result(name: str, st: dict, fig_names=('Fig 4', 'Fig 11')) -> ClaimResult:
-    "The `ClaimResult` of a landscape study `st`: checks, every ratio, predictive ranges, how the runs trained, figures."
+    "The `ClaimResult` of a landscape study `st` (its figure seeds): every ratio, the predictive ranges and probe grid, the gradients' lengths, the figures."
     t = f"{st['arch'].upper()} at {st['scale']} scale, lr {st['lr']:g}, probes {st['probes']['probe_scale'][0]:g}..{st['probes']['probe_scale'][1]:g} x lr"
-    checks, runs = landscape_checks(st), st['runs']
-    base = st['norms'][0]
-    geo = {n: {m: seed_ratios(runs[base], runs[n], m) for m in LANDSCAPE_MEASURES} for n in st['norms'][1:]}
+    runs, base = st['runs'], st['norms'][0]
+    r0 = runs[base][0]
     data = dict(arch=st['arch'], lr=st['lr'], steps=st['steps'], ratios=landscape_table(st),
                 predictive_range={n: median_predictive_range(rs) for n, rs in runs.items()},
-                final_test_acc={n: [final_test_acc(r.history) for r in rs] for n, rs in runs.items()},
-                final_loss={n: [final_loss(r.history) for r in rs] for n, rs in runs.items()},
+                probe_grid=[float(f'{x:.10g}') for x in r0.landscape['gradient']['etas']/r0.spec['lr']],   # x lr
                 figures=list(fig_names), probe_scale=list(st['probes']['probe_scale']),
                 grad_norm0={n: [float(r.landscape['gradient']['grad_norm'][0]) for r in rs] for n, rs in runs.items()},
                 top_change={n: [float(relative_change(r.landscape['gradient'])[:, -1].max()) for r in rs] for n, rs in runs.items()})
-    summary = '; '.join(f"{norm_label(base)}/{norm_label(n)} over training per seed: " +
-                        ', '.join(f"{m} {'/'.join(f'{x:.3g}' for x in v)}" for m, v in g.items()) for n, g in geo.items())
+    summary = (f"{norm_label(base)} / {norm_label(st['norms'][1])} over training, per figure seed ({seeds_text(st['seeds'], 'd')}): " +
+               '; '.join(f"{name} {seeds_text(ratio_seeds(data['ratios'], m, norm=st['norms'][1]))}" for m, name in LANDSCAPE_MEASURES.items()))
     plots = [plot_landscape(st, f'{fig_names[0]}: landscape along the gradient, {t}', log_loss=(st['arch'] == 'dln')),
              plot_predictiveness(st, f'{fig_names[1]}: gradient change against step size, {t}'),
-             plot_directions(st, f'gradient vs random directions, {t}')]
-    return ClaimResult(name, st['scale'], st['seeds'], checks, summary, data, [r for rs in runs.values() for r in rs], plots)
+             plot_directions(st, f'gradient (solid) vs random directions (dashed), {t}')]
+    return ClaimResult(name, st['scale'], st['seeds'], [], summary, data, [r for rs in runs.values() for r in rs], plots)
 
 @claim('landscape-vgg', 'Fig 4, 11',
        'Along the gradient, a VGG with BatchNorm has a smaller loss range, smaller gradient change (by about two '
        'orders of magnitude early) and smaller effective beta; its gradients stay predictive over a broader range '
        'of step sizes; random directions behave alike.')
 def landscape_vgg(o: Options) -> ClaimResult:
-    "Fig 4 and 11 from the store's standard and BN VGGs at lr 0.1; where it departs, every reading of the ratios."
-    res = landscape_result('landscape-vgg', study('vgg', ('none', 'batch'), o))
-    if not res.verdict.startswith('reproduced'): res.why = readings_why(res)
-    return res
+    "Fig 4 and 11 from the store's standard and BN VGGs at lr 0.1 (the figure seeds); the effects are attached by `claim`."
+    return landscape_result('landscape-vgg', study('vgg', ('none', 'batch'), o))
 
 @claim('landscape-dln', 'Fig 10, 11',
        'The deep linear network shows the same smoothing by BatchNorm, on enormous scales.')
 def landscape_dln(o: Options) -> ClaimResult:
-    "Fig 10 and 11 from the store's standard and BN deep linear networks at lr 1e-6; and the earlier loss reading."
+    "Fig 10 and 11 from the store's standard and BN deep linear networks at lr 1e-6 (the figure seeds), and how far their probes raise the loss."
     st = study('dln', ('none', 'batch'), o)
     res = landscape_result('landscape-dln', st, ('Fig 10', 'Fig 11'))
-    res.data |= dict(blowup=probe_blowup(st), earlier_reading=earlier_reading(st, o))
-    if not res.verdict.startswith('reproduced'): res.why = reading_why(res, res.data['blowup'], res.data['earlier_reading'])
+    res.data['blowup'] = probe_blowup(st)
     return res
 
 # %% ../../nbs/13_landscape_lib.ipynb #2f38d575
 def _ratio_text(xs) -> str:
-    "Per-seed ratios as prose says them, with enough digits near the bar of 1 that a passing 1.0004 does not read as 1."
-    return seeds_text(xs, '.6g' if any(abs(x - 1) < 5e-3 for x in xs) else '.3g')
-
-GROUPS = {'gradient': ('batch-loss_range', 'batch-grad_change', 'batch-beta', 'batch-predictive-range'),
-          'early': ('batch-loss_range-first-quarter', 'batch-grad_change-first-quarter', 'batch-beta-first-quarter', 'batch-grad-change-early'),
-          'random': ('batch-random-loss_range', 'batch-random-grad_change', 'batch-random-beta')}
-
-def group_words(res: ClaimResult, group: str) -> tuple[str, int, int]:
-    "How one group of checks (`GROUPS`) reads, with the regime checks: the verdict's words, and (passed, counted)."
-    cs = [c for c in res.checks if c.id.startswith('learns-') or c.id in GROUPS[group]]
-    return (verdict_words(verdict(cs)), *counted(cs))
+    "Per-seed ratios as prose says them ('9.64 and 6.85'), with six digits near the bar of 1, so that a 1.0004 does not read as 1."
+    s = [format(x, '.6g' if abs(x - 1) < 5e-3 else '.3g') for x in xs]
+    return s[0] if len(s) == 1 else ', '.join(s[:-1]) + ' and ' + s[-1]
 
 def _lr(x: float) -> str: return f"{x:g}".replace('e-0', 'e-')       # 1e-6, as the text writes it
 
-def compared(v: float, much: float = 5) -> str:
-    "A ratio standard/BN (the worst seed's) as words: how BN's measure compares with the standard network's."
-    return ('much smaller with BN' if v >= much else 'smaller with BN' if v >= 1.25 else
-            'only just smaller with BN (about equally smooth)' if v > 1 else 'larger with BN' if v > 1/much else 'much larger with BN')
+def _on(seeds) -> str: return f"seed{'s' if len(seeds) > 1 else ''} {seeds_text(seeds, 'd')}"
 
-def probe_range(v: float, top: float) -> str:
-    "A median predictive range (x lr) as words."
-    return (f'the whole probed range ({top:g} x lr)' if v >= top*(1 - 1e-9) else
-            'not even the smallest probe step' if v == 0 else f'{v:.3g} x lr')
+def _where(xs, seeds, yes: str, no: str, *, bar: float = 1.) -> str:
+    "Which seeds have a per-seed value above `bar` (`yes`) and which not (`no`): '`yes` on every seed', or seed by seed."
+    up, down = [s for x, s in zip(xs, seeds) if x > bar], [s for x, s in zip(xs, seeds) if not x > bar]
+    return (f"{yes} on every seed" if not down else f"{no} on every seed" if not up else f"{yes} on {_on(up)}, {no} on {_on(down)}")
 
-def _range_ratio(v: float) -> str:
-    return ("only BN's range is not empty." if not math.isfinite(v) else "the two ranges are the same." if v == 1 else
-            f"BN's range is {v:.3g} times the standard network's.")
+def probe_range(v: float, grid) -> str:
+    "A median predictive range (x lr) as words, against the probes' step sizes `grid` (x lr): at the smallest probe it is a floor, at the largest a ceiling."
+    g = sorted(grid)
+    if v <= 0: return f"below the smallest probe ({g[0]:.3g} x lr): not predictive even there"
+    if v >= g[-1]*(1 - 1e-9): return f"the largest probe ({g[-1]:.3g} x lr), the whole probed range: a ceiling, not a measurement"
+    nxt = min(x for x in g if x > v*(1 + 1e-9))
+    if v <= g[0]*(1 + 1e-9):
+        return f"the smallest probe ({g[0]:.3g} x lr) and not the next ({nxt:.3g} x lr): a floor set by the probes, not a measurement"
+    return f"{v:.3g} x lr and not the next probe ({nxt:.3g} x lr)"
 
-def _learn_text(res: ClaimResult) -> str:
-    c, d = res.check, res.data
-    ok = c('learns-none').passed and c('learns-batch').passed
-    if d['arch'] == 'vgg':
-        acc = {n: min(v) for n, v in d['final_test_acc'].items()}
-        gap = abs(acc['none'] - acc['batch'])
-        what = (f"worst seed's final test accuracy {acc['none']:.3f} standard and {acc['batch']:.3f} with BN, "
-                f"{gap*100:.1f} points apart{', the paper' + chr(39) + 's regime' if gap < 0.05 else ''}")
-    else: what = f"worst seed's final loss / first loss {num_text(c('learns-none').value, '.2g')} standard and {num_text(c('learns-batch').value, '.2g')} with BN"
-    bar = f"the bar is {c('learns-none').threshold:g}"
-    return (f"Both networks learn (the `learns-*` checks: {what}; {bar})." if ok else
-            f"Not both networks learn (the `learns-*` checks: {what}; {bar}), so the comparison below says little about the paper's regime.")
+def _predictive(d: dict, seeds) -> str:
+    pr, g, (fig, fig11) = d['predictive_range'], d['probe_grid'], d['figures']
+    a, b = pr['none'], pr['batch']
+    head = (f"{fig11}, bottom row (seed {seeds[0]}): a curve below the dotted line is a step size after which the gradient has changed by "
+            f"less than its own length. In the median over every measurement of {_on(seeds)}, ")
+    if a == b: return head + f"both networks' gradients stay predictive up to {probe_range(a, g)}, so the probes do not tell them apart."
+    cmp = "only BN's gradient is predictive at the smallest probe" if a == 0 else f"BN's range is {b/a:.3g} times the standard network's"
+    return head + f"BN's gradient stays predictive up to {probe_range(b, g)}; the standard network's up to {probe_range(a, g)}: {cmp}."
 
-def _gradient_text(res: ClaimResult) -> str:
-    R, d, c = res.data['ratios'], res.data, res.check
-    words, k, n = group_words(res, 'gradient')
-    lines = [f"**Along the gradient** over training, {k} of the {n} checks pass for the worst seed: on these checks alone, {d['figures'][0]} {words}."]
-    for m, name in LANDSCAPE_MEASURES.items():
-        v = ratio_seeds(R, m)
-        spread = max(v)/min(v) if min(v) > 0 else float('inf')
-        lines.append(f"* the **{name}** is {compared(c(f'batch-{m}').value)}: standard / BN {_ratio_text(v)} (per seed, geometric mean "
-                     f"over training{f'; the seeds differ by a factor of {spread:.2g}' if spread > 2 else ''});")
-    pr, top = d['predictive_range'], d['probe_scale'][1]
-    lines.append(f"* in the median over the measurements, BN's gradients stay **predictive** (change by less than their own length) up to "
-                 f"{probe_range(pr['batch'], top)}, the standard network's up to {probe_range(pr['none'], top)}: " +
-                 _range_ratio(c('batch-predictive-range').value))
-    return '\n'.join(lines)
-
-def _early_text(res: ClaimResult) -> str:
-    R, d, ec = res.data['ratios'], res.data, res.check('batch-grad-change-early')
-    words, k, n = group_words(res, 'early')
-    q = '; '.join(f"{name} {_ratio_text(ratio_seeds(R, m, window='early'))}" for m, name in LANDSCAPE_MEASURES.items())
-    t = (f"**Early in training** (the first quarter), {k} of the {n} checks pass: on these checks alone, the claim {words}. Standard / BN "
-         f"per seed, geometric mean over the first quarter: {q}. ")
+def reading_sentences(res: ClaimResult) -> dict:
+    "The sentences of `reading`, by what they read: each measure along the gradient, the early ratio of means, the predictive range, random directions (and the DLN's probes)."
+    R, d, seeds = res.data['ratios'], res.data, list(res.seeds)
+    fig = d['figures'][0]
+    S = {}
+    for (m, name), panel in zip(LANDSCAPE_MEASURES.items(), 'abc'):
+        a, e = ratio_seeds(R, m), ratio_seeds(R, m, window='early')
+        S[m] = (f"{fig}({panel}), the {name}: standard / BN is {_ratio_text(a)} over training and {_ratio_text(e)} over its first quarter "
+                f"(per seed, geometric mean of the per-probe ratios). Over training BN's is {_where(a, seeds, 'smaller', 'not smaller')}; "
+                f"over the first quarter {_where(e, seeds, 'smaller', 'not smaller')}.")
     early, allm = ratio_seeds(R, 'grad_change', window='early', how='mean'), ratio_seeds(R, 'grad_change', how='mean')
-    if ec.passed:
-        return t + f"The gradient change is smaller with BN by at least the paper's two orders of magnitude: standard / BN {seeds_text(early)} (ratio of means, per seed)."
-    t += (f"The gradient change is {'far from' if max(early) < 20 else 'short of'} the paper's two orders of magnitude smaller with BN: "
-          f"standard / BN {seeds_text(early)} (ratio of means, per seed, against the bar of {ec.threshold:g})")
-    t += (f", and the gap opens later: over the whole of training the same ratio is {seeds_text(allm)}." if all(e < a for e, a in zip(early, allm)) else ".")
-    g0 = d['grad_norm0']
-    g0r = [b/a for a, b in zip(g0['none'], g0['batch'])]
-    if min(g0r) > 1:
-        t += (f" At step 0 the BN network's gradient is {seeds_text(g0r, '.2g')} times as long as the standard one's (per seed: "
-              f"{seeds_text(g0['none'])} standard, {seeds_text(g0['batch'])} BN), so a probe of the same multiple of the lr moves it that much further.")
-    return t
-
-def _random_text(res: ClaimResult) -> str:
-    R = res.data['ratios']
-    words, k, n = group_words(res, 'random')
-    ms = (*LANDSCAPE_MEASURES, 'loss_range_per_length', 'grad_change_per_length')
-    xs = [x for m in ms for x in ratio_seeds(R, m, 'random')]
-    raw = ', '.join(f"{LANDSCAPE_MEASURES[m].split(' (')[0]} {seeds_text(ratio_seeds(R, m, 'random'))}" for m in LANDSCAPE_MEASURES)
-    return (f"**Along random directions** (scaled to the gradient's norm), {k} of the {n} `random` checks pass: on these checks alone, "
-            f"\"random directions behave alike\" {words}. BN is the rougher one (standard / BN below 1) in {sum(x < 1 for x in xs)} of the {len(xs)} ratios "
-            f"over training (three measures raw and two per unit of step length, each seed; raw: {raw}).")
-
-def _how_many(k: int, n: int, one: str, many: str) -> str:
-    "How many of `n` readings pass (`one`: the verb phrase for one reading, `many`: for several)."
-    return (f"none {one}: no reading changes that verdict" if k == 0 else f"every one {one}" if k == n else
-            f"{k} of the {n} {one if k == 1 else many}: the verdict depends on the reading")
-
-def _readings_text(res: ClaimResult) -> str:
-    "The VGG's \"two orders early\" and \"random directions\" under every reading of the ratios (`ratio_readings`), worst seed."
-    rr = ratio_readings(res)
-    early, rand = rr['early'], rr['random']
-    n_big, n_rand = sum(v >= 100 for v in early.values()), sum(v > 1 for v in rand.values())
-    return (f"**How the ratio is read.** Over {len(early)} readings of the gradient change (first quarter or whole run, ratio of means "
-            f"or geometric mean, raw or per unit step) the worst-seed ratio standard / BN runs from {min(early.values()):.3g} to "
-            f"{max(early.values()):.3g}; {_how_many(n_big, len(early), 'reaches the paper' + chr(39) + 's 100', 'reach the paper' + chr(39) + 's 100')}. Along random directions, "
-            f"over {len(rand)} readings it runs from {min(rand.values()):.3g} to {max(rand.values()):.3g}; "
-            f"{_how_many(n_rand, len(rand), 'has BN smoother on every seed', 'have BN smoother on every seed')}.")
-
-def _edge(b: float) -> str:
-    return (f"crosses the standard network's edge: its probed loss grows to" if b > 10 else
-            f"stays below the standard network's edge: its probed loss rises at most to")
-
-def _dln_text(res: ClaimResult) -> str:
-    "The DLN's probes: how far they raise each network's loss, its gradient change at the top probe, and the earlier loss reading."
-    d = res.data
-    b, top, tc = d['blowup'], d['probe_scale'][1], d['top_change']
-    t = (f"**The probes.** A probe step of up to {top:g} x lr raises the standard network's loss to at most "
-         f"{seeds_text(b['none'])} times its value at the step (per seed; above 1 means the step raised it), the BN network's to "
-         f"at most {seeds_text(b['batch'])} times. At the top probe the standard network's gradient changes by "
-         f"{seeds_text(tc['none'], '.2g')} times its own length, BN's by {seeds_text(tc['batch'], '.2g')} times.")
-    old = d.get('earlier_reading')
-    if not old: return t
-    (k, n), k0 = counted(res.checks), sum(ok for i, (v, ok) in old['checks'].items() if not i.startswith('learns-'))
-    b_now, b_old = max(b['none']), max(old['blowup']['none'])
-    return t + (f"\n\n**The loss reading.** The earlier reading $L_\\text{{coord}} = L_\\text{{sum}}/10$ (the stored DLNs at lr "
-                f"{_lr(old['lr'])}) {'moves' if k != k0 else 'does not move'} the verdict: {k} of {n} checks pass under $L_\\text{{sum}}$ "
-                f"at lr {_lr(d['lr'])}, {k0} of {n} under the earlier reading. Under the earlier reading the top probe {_edge(b_old)} "
-                f"{b_old:.3g} times its value at the step; under $L_\\text{{sum}}$ it {_edge(b_now)} {seeds_text(b['none'])} times"
-                f"{', the enormous scales of Fig 10' if b_now > 1e3 else ''}.")
+    S['early'] = (f"The paper's \"about two orders of magnitude\" early in training, read as the ratio of the mean gradient changes over the first quarter: "
+                  f"standard / BN {_ratio_text(early)} (per seed), {_where(early, seeds, 'above 100', 'below 100', bar=100)}; over the whole run "
+                  f"the same ratio is {_ratio_text(allm)}.")
+    S['predictive'] = _predictive(d, seeds)
+    rnd = {name: ratio_seeds(R, m, 'random') for m, name in LANDSCAPE_MEASURES.items()}
+    S['random'] = ("Along random directions (the dashed lines of the third figure, each direction as long as the gradient), standard / BN "
+                   "over training: " + '; '.join(f"{name} {_ratio_text(v)}, BN {_where(v, seeds, 'smoother', 'not smoother')}" for name, v in rnd.items()) + '.')
+    if 'blowup' in d:
+        b, tc = d['blowup'], d['top_change']
+        S['probes'] = (f"{fig}(a), on its log axis: a probe step of up to {d['probe_scale'][1]:g} x lr raises the standard network's loss to at "
+                       f"most {seeds_text(b['none'])} times its value at the step (per seed; 1: no probe step raised it), the BN network's to at "
+                       f"most {seeds_text(b['batch'])} times. At the top probe the standard network's gradient changes by up to "
+                       f"{seeds_text(tc['none'], '.2g')} times its own length, BN's by up to {seeds_text(tc['batch'], '.2g')} times "
+                       f"({d['figures'][1]}, bottom row, right end).")
+    return S
 
 def reading(res: ClaimResult) -> 'Markdown':
-    "The paragraph a landscape claim's essay prints under its figures, from `res` alone: what the run shows, check group by group."
-    seeds = seeds_text(res.seeds, 'd')
-    parts = [f"At the `{res.scale}` scale, seed{'s' if len(res.seeds) > 1 else ''} {seeds} (the {res.data['arch'].upper()} at lr {_lr(res.data['lr'])}). " + _learn_text(res),
-             _gradient_text(res), _early_text(res), _random_text(res)]
-    if res.data['arch'] == 'vgg' and res.why: parts.append(_readings_text(res))
-    if res.data['arch'] == 'dln': parts.append(_dln_text(res))
-    parts.append(f"Of the checks under the figures, by name (the verdict above is the primary effect's): {held_text(res.checks)}.")
-    return prose('\n\n'.join(parts))
+    "The paragraphs a landscape claim's essay prints under its figures, from `res` alone: what each figure shows, seed by seed."
+    eff = f"; the effects above read seeds {seeds_text(res.effect_seeds, 'd')}" if res.effect_seeds else ''
+    head = f"The figures show {_on(res.seeds)} of the {res.data['arch'].upper()} at lr {_lr(res.data['lr'])}{eff}."
+    return prose('\n\n'.join([head, *reading_sentences(res).values()]))
 
 # %% ../../nbs/13_landscape_lib.ipynb #3ae6571f
+GRADIENT_READINGS = [(m, w, how) for m in ('grad_change', 'grad_change_per_length') for w in ('early', 'all') for how in ('mean', 'geo')]
+RANDOM_READINGS = [(m, how) for m in (*LANDSCAPE_MEASURES, 'loss_range_per_length', 'grad_change_per_length') for how in ('geo', 'mean')]
+KEY = 'grey dots: seeds; black: mean and 95% t-interval; dashed: the bar'   # what a forest plot's marks are
+
+def _log(x: float) -> float: return math.log(x) if x > 0 else (math.nan if math.isnan(x) else -math.inf)
+def _x(e: Effect, v: float) -> str: return f"{math.exp(v):.3g}x" if e.scale == 'log' else f"{v:.3g}"
+
 def _reading_name(m: str, w: str, how: str) -> str:
     return f"{m.replace('_', ' ')}, {'first quarter' if w == 'early' else 'whole run'}, {'ratio of means' if how == 'mean' else 'geometric mean'}"
 
-def print_readings(res: ClaimResult):
-    "Print the worst-seed ratio standard/BN under every reading (`ratio_readings`): the gradient change, and random directions."
-    rr = ratio_readings(res)
-    print('gradient change, standard / BN, worst seed (the paper: about 100 early):')
-    for (m, w, how), v in rr['early'].items(): print(f"  {_reading_name(m, w, how):52} {v:8.3g}")
-    print('random directions, standard / BN over the whole run, worst seed (the paper: > 1, as along the gradient):')
-    for (m, how), v in rr['random'].items(): print(f"  {_reading_name(m, 'all', how):52} {v:8.3g}")
+def readings_effects(runs: dict, which: str = 'gradient') -> list[Effect]:
+    """How a ratio standard / BN is read, one `Effect` per reading (per seed, the log ratio) over the seeds of `runs` (`{'none': [...],
+    'batch': [...]}`): `'gradient'`, the gradient change along the gradient (first quarter or whole run, ratio of means or geometric mean
+    of the per-probe ratios, raw or per unit step) against the paper's 100x; `'random'`, each measure along random directions against 1x."""
+    s, b = runs['none'], runs['batch']
+    log = lambda m, d, w, how: [_log(x) for x in seed_ratios(s, b, m, d, WINDOWS[w], how)]
+    if which == 'gradient':
+        return [Effect(_reading_name(m, w, how), f"{_reading_name(m, w, how)}{' (the effect early above)' if (m, w, how) == GRADIENT_READINGS[0] else ''}, "
+                       "standard / BN", log(m, 'gradient', w, how), math.log(100), '>', scale='log') for m, w, how in GRADIENT_READINGS]
+    if which == 'random':
+        return [Effect(_reading_name(m, 'all', how), f"random directions: {_reading_name(m, 'all', how)}, standard / BN",
+                       log(m, 'random', 'all', how), 0., '>', scale='log') for m, how in RANDOM_READINGS]
+    raise ValueError(f"which must be 'gradient' or 'random', got {which!r}")
 
-def readings_figure(res: ClaimResult) -> plt.Figure:
-    "The ablation of Fig 4's \"two orders of magnitude early\": every reading of the gradient change, one dot per seed, against 100."
-    R = res.data['ratios']
-    fig, ax = plt.subplots(figsize=(9, 3.4))
-    return plot_readings({_reading_name(m, w, how): ratio_seeds(R, m, 'gradient', w, how) for (m, w, how) in ratio_readings(res)['early']},
-                         bar=100, title=f'{res.data["figures"][0]} ablation: the gradient change under every reading',
-                         xlabel='standard / BN (one dot per seed; the paper: about 100 early)', ax=ax)
+def ablation_text(effects: list, noun: str = 'reading') -> str:
+    "Which effects' intervals lie on the paper's side of the bar, on the other side, or across it; and what that says of the `noun` varied."
+    e0 = effects[0]
+    def ids(w):
+        these = [e.id for e in effects if e.word == w]
+        return 'every one' if len(these) == len(effects) > 1 else '; '.join(these) or 'none'
+    best = max(effects, key=lambda e: e.estimate if math.isfinite(e.estimate) else -math.inf)
+    ok = [e.word == 'supported' for e in effects]
+    end = (f"whichever the {noun}, the effect lies on the paper's side" if all(ok) else
+           f"no {noun} puts the whole interval on the paper's side" if not any(ok) else f"the answer depends on the {noun}")
+    return (f"The whole interval on the paper's side ({bar_text(e0)}): {ids('supported')}. On the other side: {ids('contradicted')}. "
+            f"Across the bar: {ids('inconclusive')}. The largest estimate is {_x(best, best.estimate)} ({best.id}): {end}.")
 
-def earlier_table(res: ClaimResult):
-    "Print each check of the DLN claim under $L_\\text{sum}$ and under the earlier reading $L_\\text{sum}/10$ (`earlier_reading`)."
-    old = res.data['earlier_reading']
-    now, then = f"L_sum, lr {res.data['lr']:g}", f"L_sum/10 (= L_sum at {old['lr']:g})"
-    print(f"{'check':32} {now:>16} {then:>28}")
-    for c in res.checks:
-        v, ok = old['checks'][c.id]
-        print(f"{c.id:32} {c.value:12.6g} {'PASS' if c.passed else 'FAIL':>4}  {v:22.6g} {'PASS' if ok else 'FAIL':>4}")
-    print('largest probed loss / loss at the step, standard DLN, per seed:', seeds_text(res.data['blowup']['none']),
-          '| earlier reading:', seeds_text(old['blowup']['none']))
+def ablation_runs(res: ClaimResult, lr: float | None = None, seeds=None) -> dict:
+    "The store's standard and BN runs of `res`'s network at `lr` (default: its own) and `seeds` (default: its effect seeds): `{'none': [...], 'batch': [...]}`."
+    seeds = list(seeds if seeds is not None else res.effect_seeds or res.seeds)
+    return grid_runs(res.data['arch'], ('none', 'batch'), lr or res.data['lr'], options(res.scale, seeds=seeds))['runs']
 
-def earlier_figure(res: ClaimResult, o: Options | None = None) -> plt.Figure:
-    "Fig 10 under the earlier reading: `plot_landscape` of the stored DLNs at the earlier reading's lr (lr/10 under $L_\\text{sum}$)."
-    lr = res.data['earlier_reading']['lr']
-    st = grid_runs(res.data['arch'], ('none', 'batch'), lr, o or options(res.scale, seeds=list(res.seeds)))
-    return plot_landscape(st, rf"the ablation: Fig 10 under the earlier reading $L_\mathrm{{sum}}/10$ at lr {res.data['lr']:g} (= $L_\mathrm{{sum}}$ at lr {lr:g})",
-                          log_loss=True)
+def show_ablation(effects: list, title: str, text: str = ''):
+    "Display an ablation: the forest plot of its `effects` (`effects_forest`), one generated sentence per effect (`effects_lines`), then `text`."
+    from IPython.display import display, Markdown
+    display(effects_forest(effects, title), Markdown(effects_lines(effects) + (f'\n\n{text}' if text else '')))
+
+def _length_text(runs: dict) -> str:
+    g = {n: [float(r.landscape['gradient']['grad_norm'][0]) for r in rs] for n, rs in runs.items()}
+    ratio = [b/a for a, b in zip(g['none'], g['batch'])]
+    return (f" At step 0 BN's gradient is {seeds_text(ratio, '.2g')} times as long as the standard network's (per seed), so a probe of the "
+            f"same multiple of the lr moves BN's weights that much further; the readings *per length* divide each change by the step's length.")
+
+def show_readings(res: ClaimResult, which: str = 'gradient'):
+    "The essay's ablation \"how is the ratio read?\" on `res`'s effect seeds (`readings_effects`): forest plot, sentences, answer."
+    runs = ablation_runs(res)
+    es = readings_effects(runs, which)
+    what = 'the gradient change under every reading' if which == 'gradient' else 'random directions under every reading'
+    show_ablation(es, f"{res.claim}: {what}, seeds {seeds_text(res.effect_seeds or res.seeds, 'd')}\n({KEY})",
+                  ablation_text(es, 'reading') + (_length_text(runs) if which == 'gradient' else ''))
+
+def loss_runs(res: ClaimResult) -> dict:
+    "The DLN's figure seeds under $L_\\text{sum}$ at its lr and under $L_\\text{sum}/10$, which is $L_\\text{sum}$ at a tenth of the lr: `{label: runs}`."
+    lr = res.data['lr']
+    return {f'L_sum (lr {_lr(lr)})': ablation_runs(res, lr, res.seeds), f'L_sum/10 (= L_sum at lr {_lr(lr/10)})': ablation_runs(res, lr/10, res.seeds)}
+
+def loss_effects(runs_by_loss: dict) -> list[Effect]:
+    "Per choice of the DLN's loss (`{label: {'none': [...], 'batch': [...]}}`), the primary statistic: log(gradient change along the gradient, standard / BN), over every probe of training."
+    return [Effect(k, f"{k}: gradient change along the gradient, standard / BN, over every probe of training",
+                   [_log(x) for x in seed_ratios(R['none'], R['batch'], 'grad_change')], 0., '>', scale='log') for k, R in runs_by_loss.items()]
+
+def loss_text(runs_by_loss: dict, effects: list, primary: Effect | None = None) -> str:
+    """How far the top probe raises the standard DLN's loss under each choice of loss; how wide the t-interval is on these
+    seeds; `ablation_text`; and the claim's `primary` effect under the first loss, on the seeds it declares."""
+    from scipy import stats
+    n = len(effects[0].values)
+    up = '; '.join(f"under {k}, {seeds_text(probe_blowup(dict(runs=R))['none'])} times" for k, R in runs_by_loss.items())
+    return (f"The largest loss along the probes over the loss at the step, standard DLN, per seed (panel a; 1: no probe step raised it): {up}. "
+            f"With {n} seeds a 95% t-interval reaches {stats.t.ppf(0.975, n - 1):.3g} standard errors either side of the mean, so these intervals "
+            f"are wide. " + ablation_text(effects, 'choice of loss') + ('' if primary is None else
+            f" Under {effects[0].id} on its {len(primary.values)} seeds (the forest plot above) the interval is "
+            f"{_x(primary, primary.interval[0])} to {_x(primary, primary.interval[1])}: {primary.word}."))
+
+def show_loss_choice(res: ClaimResult):
+    "The essay's ablation \"which loss?\" on the DLN's figure seeds (`loss_effects`): forest plot, sentences, the probes' reach."
+    R = loss_runs(res)
+    es = loss_effects(R)
+    show_ablation(es, f"{res.claim}: the choice of loss, seeds {seeds_text(res.seeds, 'd')}\n({KEY})", loss_text(R, es, res.primary))
+
+def loss_figure(res: ClaimResult) -> plt.Figure:
+    "Fig 10 of the DLN's figure seeds under $L_\\text{sum}/10$ (`plot_landscape` of the stored runs at a tenth of the lr)."
+    k, R = list(loss_runs(res).items())[1]
+    return plot_landscape(dict(runs=R), f"Fig 10 under the loss {k}, seeds {seeds_text(res.seeds, 'd')}", log_loss=True)

@@ -4,26 +4,24 @@
 
 # %% ../../nbs/15_lp_lib.ipynb #0e4534c2
 from __future__ import annotations
-import math, dataclasses
+import math
 import numpy as np
 import matplotlib.pyplot as plt
 
 from . import claim
-from ..store import grid_runs, Options, options
+from ..store import grid_runs, Options
 from ..setups import PAPER_LR
-from types import SimpleNamespace
-from ..checks import Check, ClaimResult, learns_check, prose, seeds_text, num_text
-from ..measures import final_acc, final_test_acc, steps_to, worst, unit_drifts, ratio, DRIFT_STARTS, final_loss
-from ..smoothness import (landscape_checks, landscape_table, seed_ratios, median_predictive_range, seed_geomean, counted, show_table,
-                                  LANDSCAPE_MEASURES, probe_blowup, earlier_reading, reading_why, readings_why, ratio_seeds)
+from ..checks import ClaimResult, Effect, prose, seeds_text, num_text
+from ..measures import final_acc, final_test_acc, steps_to, unit_drifts, run_moments, DRIFT_STARTS, final_loss
+from ..smoothness import seed_ratios, seed_geomean, LANDSCAPE_MEASURES, WINDOWS
 from ..plots import NORM_STYLE, norm_label, norm_colors, plot_curves, plot_percentiles, grid
 
 # %% auto #0
-__all__ = ['PAPER', 'NORMS', 'LP', 'DRIFT_LAYERS', 'LANDSCAPE_ROWS', 'ROW_MEASURE', 'LANDSCAPE_NORMS', 'lp_studies',
-           'training_checks', 'plot_fig5', 'training_numbers', 'training_result', 'lp_training', 'layer_drifts',
-           'distribution_checks', 'drift_why', 'plot_distributions', 'distributions_result', 'lp_distributions',
-           'plot_lp_landscape', 'lp_landscape_result', 'lp_landscape_vgg', 'lp_landscape_dln', 'reading',
-           'show_drift_starts', 'show_earlier_reading', 'show_ratio_tables']
+__all__ = ['PAPER', 'NORMS', 'LP', 'DRIFT_LAYERS', 'LANDSCAPE_ROWS', 'ROW_MEASURE', 'READINGS', 'lp_studies', 'training_numbers',
+           'training_result', 'lp_training', 'plot_fig5', 'layer_drifts', 'drift_scale', 'drift_effect',
+           'drift_start_effects', 'plot_distributions', 'distributions_result', 'lp_distributions', 'plot_lp_landscape',
+           'reading_effects', 'step_effects', 'small_lr_study', 'overshoot_text', 'lp_landscape_result',
+           'lp_landscape_vgg', 'lp_landscape_dln', 'sentences', 'reading']
 
 # %% ../../nbs/15_lp_lib.ipynb #1d8b277f
 PAPER = dict(
@@ -42,49 +40,35 @@ def lp_studies(o: Options | None = None, **settings) -> tuple[dict, dict]:
     "The store's VGG (lr 0.1) and DLN (lr 1e-6) runs with each of `NORMS` for every seed: two `grid_runs` dicts."
     return tuple(grid_runs(arch, NORMS, PAPER_LR[arch], o, **settings) for arch in ('vgg', 'dln'))
 
-# %% ../../nbs/15_lp_lib.ipynb #5657895c
 def _need(st: dict, norms, arch: str):
     if st['arch'] != arch: raise ValueError(f"expected a {arch} study, got a {st['arch']} one")
     missing = [n for n in norms if n not in st['runs']]
     if missing: raise ValueError(f"the {arch} study lacks {missing}; it needs {list(norms)}")
 
-def training_checks(vgg: dict, dln: dict) -> list[Check]:
-    "Fig 5's statements as checks, from the VGG and DLN studies of `NORMS`."
-    _need(vgg, NORMS, 'vgg')
-    _need(dln, NORMS, 'dln')
-    acc = lambda n: np.array([final_acc(r.history) for r in vgg['runs'][n]])
-    t50 = lambda n: [steps_to(r.history, 0.5) for r in vgg['runs'][n]]
-    loss = lambda n: np.array([final_loss(r.history) for r in dln['runs'][n]])
-    cs = [learns_check('vgg', n, vgg['runs'][n], label=norm_label(n)) for n in NORMS]
-    for p in LP:
-        cs.append(Check(f'vgg-{p}-near-bn', f'the {norm_label(p)} VGG trains as well as BN: seed-mean final training '
-                        f'accuracy {norm_label(p)} - BN', acc(p).mean() - acc('batch').mean(), '>=', -0.10))
-    for p in LP:
-        cs.append(Check(f'vgg-{p}-faster-than-standard', f'the {norm_label(p)} VGG trains faster than the standard one: '
-                        f'steps to 50% training accuracy, slowest {norm_label(p)} seed / fastest standard seed',
-                        ratio(worst(t50(p), low_is_bad=False), worst(t50('none'))), '<', 1))
-    for p in LP:
-        cs.append(Check(f'dln-{p}-near-bn', f'the {norm_label(p)} DLN trains as well as BN: seed-mean final training loss '
-                        f'{norm_label(p)} / BN', ratio(loss(p).mean(), loss('batch').mean()), '<=', 1.1))
-    for p in LP:
-        cs.append(Check(f'dln-{p}-beats-standard', f'the {norm_label(p)} DLN ends below the standard one: final training '
-                        f'loss {norm_label(p)} / standard, worst seed', worst(ratio(loss(p), loss('none')), low_is_bad=False), '<', 1))
-    cs.append(Check('dln-l1-beats-bn', 'the l1 DLN ends below the BN one: final training loss l1 / BN, worst seed',
-                    worst(ratio(loss('l1'), loss('batch')), low_is_bad=False), '<', 1))
-    return cs
+# %% ../../nbs/15_lp_lib.ipynb #4e14a2cc
+def _lab(n: str) -> str: return 'BN' if n == 'batch' else norm_label(n)
 
-# %% ../../nbs/15_lp_lib.ipynb #3fe81c7a
-def plot_fig5(vgg: dict, dln: dict) -> plt.Figure:
-    "Fig 5: VGG training accuracy and DLN training loss against steps, one colour per normalization."
-    fig, axs = grid(2, ncols=2, size=(5.4, 3.7), title='Fig 5: training with l1, l2 and l-inf normalization')
-    plot_curves({norm_label(n): [r.history.acc for r in rs] for n, rs in vgg['runs'].items()}, ax=axs[0], smooth_window=20,
-                colors=norm_colors(), ylabel='training accuracy (20-step mean)', title=f"VGG, lr {vgg['lr']:g}")
-    axs[0].set_ylim(0, 1)
-    plot_curves({norm_label(n): [r.history.loss for r in rs] for n, rs in dln['runs'].items()}, ax=axs[1], logy=True,
-                colors=norm_colors(), ylabel='training loss (dln_loss)', title=f"DLN, lr {dln['lr']:g}")
-    fig.tight_layout()
-    plt.close(fig)
-    return fig
+def _and(xs) -> str:
+    "Strings as a sentence lists them: 'a', 'a and b', 'a, b and c'."
+    xs = list(xs)
+    return ', '.join(xs[:-1]) + ' and ' + xs[-1] if len(xs) > 1 else ''.join(xs)
+
+def _rng(xs, f: str, unit: str = '') -> str:
+    "'a to b' over the finite values of `xs`, each followed by `unit`."
+    xs = [x for x in xs if math.isfinite(x)]
+    return 'NaN' if not xs else f"{num_text(min(xs), f)}{unit} to {num_text(max(xs), f)}{unit}"
+
+def _factors(es) -> list[float]: return [math.exp(e.estimate) for e in es]      # log-ratio effects' estimates as factors
+
+def _per(d: dict, f: str, names=None) -> str:
+    "Each network's per-seed values: 'standard 0.974 and 0.951, BN 0.996 and 0.995, ...'."
+    return ', '.join(f"{_lab(n)} {seeds_text(np.atleast_1d(d[n]), f)}" for n in (names or d))
+
+def _fx(e: Effect) -> str:
+    "A log-ratio effect's per-seed factors and interval: '0.21x and 0.23x (95% interval 0.17x to 0.28x)'."
+    lo, hi = e.interval
+    ci = f'95% interval {math.exp(lo):.3g}x to {math.exp(hi):.3g}x' if math.isfinite(lo) else 'no interval'
+    return _and(f"{num_text(math.exp(v), '.3g')}x" for v in e.values) + f" ({ci})"
 
 # %% ../../nbs/15_lp_lib.ipynb #9809d79f
 def training_numbers(vgg: dict, dln: dict) -> dict:
@@ -96,8 +80,10 @@ def training_numbers(vgg: dict, dln: dict) -> dict:
                 diverged_at={f"{st['arch']} {n}": [r.history.diverged_at for r in rs] for st in (vgg, dln) for n, rs in st['runs'].items()})
 
 def training_result(vgg: dict, dln: dict) -> ClaimResult:
-    "The `ClaimResult` of Fig 5 from the VGG and DLN studies: checks, per-seed numbers, summary, figure."
-    checks, t = training_checks(vgg, dln), training_numbers(vgg, dln)
+    "The `ClaimResult` of Fig 5 from the VGG and DLN studies of `NORMS`: per-seed numbers, summary, figure."
+    _need(vgg, NORMS, 'vgg')
+    _need(dln, NORMS, 'dln')
+    t = training_numbers(vgg, dln)
     f = lambda xs, fmt: '/'.join(format(x, fmt) for x in xs)
     s = (f"VGG final training accuracy per seed after {vgg['steps']} steps: " +
          ', '.join(f"{norm_label(n)} {f(t['vgg_train_acc'][n], '.3f')}" for n in NORMS) +
@@ -105,8 +91,7 @@ def training_result(vgg: dict, dln: dict) -> ClaimResult:
          ', '.join(f"{norm_label(n)} {f(t['dln_final_loss'][n], '.4g')}" for n in NORMS) +
          " (paper: the lp networks match or beat BN, l1 beats BN on the DLN)")
     runs = [r for st in (vgg, dln) for rs in st['runs'].values() for r in rs]
-    return ClaimResult('lp-training', vgg['scale'], vgg['seeds'], checks, s, dict(paper=PAPER['fig5'], **t), runs,
-                       [plot_fig5(vgg, dln)])
+    return ClaimResult('lp-training', vgg['scale'], vgg['seeds'], [], s, dict(paper=PAPER['fig5'], **t), runs, [plot_fig5(vgg, dln)])
 
 @claim('lp-training', 'Fig 5',
        'A VGG and the deep linear network with l1, l2 or l-inf normalization in place of BatchNorm train as well as '
@@ -115,34 +100,54 @@ def lp_training(o: Options) -> ClaimResult:
     "Fig 5 from the store's standard, BN and lp VGGs (lr 0.1) and DLNs (lr 1e-6)."
     return training_result(*lp_studies(o))
 
+# %% ../../nbs/15_lp_lib.ipynb #3fe81c7a
+def plot_fig5(vgg: dict, dln: dict) -> plt.Figure:
+    """Fig 5: VGG training accuracy and DLN training loss against steps, one colour per normalization, the mean over
+    seeds as a line and their min-max as a band; BN dashed and drawn last, over the lp curves that would hide it."""
+    fig, axs = grid(2, ncols=2, size=(5.4, 3.7), title='Fig 5: training with l1, l2 and l-inf normalization')
+    panels = ((axs[0], vgg, 'acc', dict(smooth_window=20, ylabel='training accuracy (20-step mean)')),
+              (axs[1], dln, 'loss', dict(logy=True, ylabel='training loss (summed squared error)')))
+    for ax, st, key, kw in panels:
+        for ns, style in (([n for n in st['runs'] if n != 'batch'], {}), (['batch'], dict(ls='--', lw=1.8, zorder=5))):
+            plot_curves({norm_label(n): [getattr(r.history, key) for r in st['runs'][n]] for n in ns if n in st['runs']},
+                        ax=ax, colors=norm_colors(), title=f"{st['arch'].upper()}, lr {st['lr']:g}", **kw, **style)
+        for l in ax.get_lines(): l.set_label(l.get_label().split(' (')[0])     # the legend's title says what line and band are
+        ax.legend(fontsize='small', title=f"line: mean, band: min-max of {len(st['seeds'])} seeds", title_fontsize='small')
+    axs[0].set_ylim(0, 1)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
 # %% ../../nbs/15_lp_lib.ipynb #0645ce40
 DRIFT_LAYERS = {'vgg': (11,), 'dln': (1, 11, 24)}     # Fig 6 and Fig 9
 
-def layer_drifts(st: dict, layers=None) -> dict:
-    "`{norm: {layer: {'mean': [per seed], 'spread': [per seed]}}}` for the study `st` (layers: Fig 6's or Fig 9's)."
+def layer_drifts(st: dict, layers=None, start: float = 0.) -> dict:
+    "`{norm: {layer: {'mean': [per seed], 'spread': [per seed]}}}` for the study `st` (layers: Fig 6's or Fig 9's), from `start`."
     layers = DRIFT_LAYERS[st['arch']] if layers is None else layers
-    out = {}
-    for n, rs in st['runs'].items():
-        ds = {k: [unit_drifts(r, k) for r in rs] for k in layers}
-        out[n] = {k: {key: [d[key] for d in v] for key in ('mean', 'spread')} for k, v in ds.items()}
-    return out
+    ds = {n: {k: [unit_drifts(r, k, start) for r in rs] for k in layers} for n, rs in st['runs'].items()}
+    return {n: {k: {q: [d[q] for d in v] for q in ('mean', 'spread')} for k, v in per.items()} for n, per in ds.items()}
 
-def distribution_checks(vgg: dict, layer: int = 11) -> list[Check]:
-    "Fig 6's statement as checks: each lp VGG's layer-`layer` inputs drift more than the standard VGG's, seed by seed."
-    _need(vgg, ('none', *LP), 'vgg')
-    d = layer_drifts(vgg, (layer,))
-    return [Check(f'vgg-{p}-#{layer}-{key}', f"the {norm_label(p)} VGG's layer #{layer} inputs shift more than the standard "
-                  f"VGG's: {key} drift {norm_label(p)} / standard, worst seed",
-                  worst(ratio(d[p][layer][key], d['none'][layer][key])), '>', 1)
-            for p in LP for key in ('mean', 'spread')]
+def drift_scale(st: dict, layer: int = 11) -> dict:
+    """`{norm: {'sd': [per seed], 'shift': [per seed]}}`: the pooled standard deviation of the sampled activations of
+    `layer` over training, and how far their mean moves from step 0 on average (both averaged over the activations):
+    the mean drift is the shift in units of the activation's own standard deviation."""
+    m = {n: [run_moments(r, layer) for r in rs] for n, rs in st['runs'].items()}
+    return {n: dict(sd=[float(np.mean(np.sqrt(x[:, :, 1].mean(0) + x[:, :, 0].var(0)))) for x in xs],
+                    shift=[float(np.mean(np.abs(x[:, :, 0] - x[:1, :, 0]).mean(0))) for x in xs]) for n, xs in m.items()}
 
-def drift_why(vgg: dict, layer: int = 11, starts=DRIFT_STARTS) -> str:
-    "One line: how many of Fig 6's checks hold when the drift is measured from later reference steps."
-    def n_pass(s0):
-        d = {n: {key: [unit_drifts(r, layer, s0)[key] for r in rs] for key in ('mean', 'spread')} for n, rs in vgg['runs'].items()}
-        return sum(worst(ratio(d[p][key], d['none'][key])) > 1 for p in LP for key in ('mean', 'spread'))
-    return ('measured from later reference steps, the lp VGGs\' layer #%d inputs shift more than the standard VGG\'s in ' % layer
-            + ', '.join(f"{n_pass(s0)} of {2*len(LP)} checks from {s0:.0%} of training" for s0 in starts))
+def _lr(a: float, b: float) -> float: return math.log(a / b) if a > 0 and b > 0 else math.nan
+
+def drift_effect(other: dict, std: dict, label: str, layer: int = 11, *, start: float = 0.) -> Effect:
+    """The statistic of `lp-distributions`' secondary effects per seed, the mean over (mean, spread) of log(drift `other` /
+    drift `std`), from two `layer_drifts` entries `{'mean': [...], 'spread': [...]}`; the paper: above 1x."""
+    v = np.mean([[_lr(a, b) for a, b in zip(other[q], std[q])] for q in ('mean', 'spread')], 0)
+    return Effect(f'{label}-from-{start:.0%}', f"drift of a layer #{layer} unit, {label} / standard" + (f", from {start:.0%} of training" if start else ''),
+                  v, 0., '>', scale='log')
+
+def drift_start_effects(vgg: dict, layer: int = 11, starts=DRIFT_STARTS) -> list[Effect]:
+    "`drift_effect` of each lp VGG against the standard one, with the drift measured from each of `starts` (fractions of training)."
+    d = {s0: layer_drifts(vgg, (layer,), s0) for s0 in starts}
+    return [drift_effect(d[s0][p][layer], d[s0]['none'][layer], norm_label(p), layer, start=s0) for s0 in starts for p in LP]
 
 # %% ../../nbs/15_lp_lib.ipynb #8ad3d258
 def plot_distributions(st: dict, layers, title: str) -> plt.Figure:
@@ -165,9 +170,15 @@ def plot_distributions(st: dict, layers, title: str) -> plt.Figure:
     plt.close(fig)
     return fig
 
+def _drift_why(vgg: dict) -> str:
+    es = drift_start_effects(vgg)
+    return ('measured from ' + ', '.join(f"{s0:.0%}" for s0 in DRIFT_STARTS) + " of training, lp / standard drift of a layer #11 unit "
+            f"is {_rng(_factors(es), '.3g', 'x')} (l1, l2, l-inf; seed means of the log ratio)")
+
 def distributions_result(vgg: dict, dln: dict) -> ClaimResult:
-    "The `ClaimResult` of Fig 6 and 9: checks on the VGG's layer #11, drifts per network, layer and seed, ridge plots."
-    checks, dv, dd = distribution_checks(vgg), layer_drifts(vgg), layer_drifts(dln)
+    "The `ClaimResult` of Fig 6 and 9: drifts per network, layer and seed, the VGG's activation scales, the two figures."
+    _need(vgg, NORMS, 'vgg')
+    dv, dd = layer_drifts(vgg), layer_drifts(dln)
     f = lambda d, k: ', '.join(f"{norm_label(n)} {'/'.join(f'{x:.3f}' for x in d[n][k]['mean'])} | "
                                f"{'/'.join(f'{x:.3f}' for x in d[n][k]['spread'])}" for n in d)
     s = (f"VGG layer #11, mean | spread drift per seed: {f(dv, 11)}; DLN layers "
@@ -176,43 +187,41 @@ def distributions_result(vgg: dict, dln: dict) -> ClaimResult:
     var = lambda r, i: float(np.median(r.moments[11][i, :, 1]))      # the median over the four sampled activations
     vgg_var = {n: [[var(r, 0), var(r, -1)] for r in rs] for n, rs in vgg['runs'].items()}
     runs = [r for st in (vgg, dln) for rs in st['runs'].values() for r in rs]
-    return ClaimResult('lp-distributions', vgg['scale'], vgg['seeds'], checks, s,
-                       dict(paper=[PAPER['fig6'], PAPER['fig9']], vgg_drift=dv, dln_drift=dd, vgg_var_11=vgg_var), runs,
+    return ClaimResult('lp-distributions', vgg['scale'], vgg['seeds'], [], s,
+                       dict(paper=[PAPER['fig6'], PAPER['fig9']], vgg_drift=dv, dln_drift=dd, vgg_var_11=vgg_var,
+                            vgg_scale_11=drift_scale(vgg)), runs,
                        [plot_distributions(vgg, DRIFT_LAYERS['vgg'], f"Fig 6: one random activation of the VGG's layer #11 over training (seed {s0})"),
-                        plot_distributions(dln, DRIFT_LAYERS['dln'], f"Fig 9: one random unit of the DLN's layers #1, #11, #24 over training (seed {s0})")])
+                        plot_distributions(dln, DRIFT_LAYERS['dln'], f"Fig 9: one random unit of the DLN's layers #1, #11, #24 over training (seed {s0})")],
+                       why=_drift_why(vgg))
 
 @claim('lp-distributions', 'Fig 6, 9',
        'The layer inputs of the lp networks shift more than even the standard network\'s (the VGG\'s layer #11), '
        'yet they train better; Fig 9 shows the DLN\'s layers 1, 11, 24.')
 def lp_distributions(o: Options) -> ClaimResult:
-    "Fig 6 and 9 from the drifts of four random activations per sampled layer of the store's standard, BN and lp networks; where it departs, later reference steps."
-    vgg, dln = lp_studies(o)
-    res = distributions_result(vgg, dln)
-    if not res.verdict.startswith('reproduced'): res.why = drift_why(vgg)
-    return res
+    "Fig 6 and 9 from the drifts of four random activations per sampled layer of the store's standard, BN and lp networks."
+    return distributions_result(*lp_studies(o))
 
 # %% ../../nbs/15_lp_lib.ipynb #8a03b819
 LANDSCAPE_ROWS = {'loss': r'$L(w - \eta g)$, min..max over $\eta$',
                   'grad_diff': r'$\|\nabla L(w) - \nabla L(w - \eta g)\|$',
                   'beta': r'$\beta_\mathrm{eff} = \max_\eta \|\Delta \nabla L\| / \|\eta g\|$'}
-ROW_MEASURE = dict(loss='loss_range', grad_diff='grad_change', beta='beta')   # the check each row's panels quote
+ROW_MEASURE = dict(loss='loss_range', grad_diff='grad_change', beta='beta')   # the ratio each row's panels quote
 
-def _range_band(ax, runs, key, color, label, log, fill=True):
-    "The min..max band over seeds and step sizes of `key` along the gradient, per probed step."
+def _range_band(ax, runs, key, color, *, label, log, fill=True):
+    "The min..max band over seeds and step sizes of `key` along the gradient, per probed step (an outline if not `fill`)."
     n = min(len(r.landscape['gradient']['steps']) for r in runs)
     s = runs[0].landscape['gradient']['steps'][:n]
     v = np.stack([np.asarray(r.landscape['gradient'][key])[:n] for r in runs])
     lo, hi = np.nanmin(v, axis=(0, 2)), np.nanmax(v, axis=(0, 2))
     if log: lo = np.where(lo > 0, lo, np.nan)
     if fill: ax.fill_between(s, lo, hi, color=color, alpha=0.35, lw=0, label=label)
-    else: ax.plot(s, hi, color=color, lw=1, ls='--', label=label)
-    ax.plot(s, lo, color=color, lw=0.8 if fill else 1, ls='-' if fill else '--')
-    if fill: ax.plot(s, hi, color=color, lw=0.8)
+    for y in (lo, hi): ax.plot(s, y, color=color, lw=0.8 if fill else 1, ls='-' if fill else '--', label=None if fill or y is lo else label)
 
 def plot_lp_landscape(full: dict, title: str, log_loss: bool = False) -> plt.Figure:
     """Fig 12 / Fig 13 as small multiples: one column per lp normalization, drawn against the standard network (blue
-    band) and BN (dashed outline); rows: the loss along the gradient step, the gradient change, the effective beta
-    (geometric mean over seeds). Axes shared along each row; each title quotes the check's standard / lp (worst seed)."""
+    band) and BN (dashed outline); rows: the loss along the gradient step, the gradient change (bands: min-max over the
+    seeds and step sizes), the effective beta (geometric mean over seeds). Axes shared along each row; each title quotes
+    the row's ratio standard / lp per seed."""
     runs = full['runs']
     fig, axs = plt.subplots(3, len(LP), figsize=(4.2 * len(LP), 8.4), sharex=True, sharey='row', squeeze=False)
     for j, p in enumerate(LP):
@@ -220,284 +229,158 @@ def plot_lp_landscape(full: dict, title: str, log_loss: bool = False) -> plt.Fig
             ax = axs[i, j]
             for n, fill in (('none', True), ('batch', False), (p, True)):
                 c, lab = NORM_STYLE[n]['color'], norm_label(n)
-                if key == 'beta':
-                    ax.plot(*seed_geomean(runs[n], lambda q: q['beta']), color=c, label=lab, ls='-' if fill else '--')
-                else: _range_band(ax, runs[n], key, c, lab, log_loss or key == 'grad_diff', fill)
-            v = worst(seed_ratios(runs['none'], runs[p], ROW_MEASURE[key]))
-            ax.set_title(f"{norm_label(p)}: standard / {norm_label(p)} = {num_text(v, '.3g')} (worst seed)", fontsize='small')
+                if key == 'beta': ax.plot(*seed_geomean(runs[n], lambda q: q['beta']), color=c, label=lab, ls='-' if fill else '--')
+                else: _range_band(ax, runs[n], key, c, label=lab, log=log_loss or key == 'grad_diff', fill=fill)
+            v = seed_ratios(runs['none'], runs[p], ROW_MEASURE[key])
+            ax.set_title(f"{norm_label(p)}: standard / {norm_label(p)} = {seeds_text(v)} per seed", fontsize='small')
             ax.set_yscale('log' if (key != 'loss' or log_loss) else 'linear')
             if j == 0: ax.set_ylabel(LANDSCAPE_ROWS[key])
             if i == 2: ax.set_xlabel('training step')
-    h, l = axs[0, 0].get_legend_handles_labels()
-    fig.legend([h[l.index(norm_label(n))] for n in ('none', 'batch')] + [axs[0, j].get_legend_handles_labels()[0][-1] for j in range(len(LP))],
-               [norm_label('none'), norm_label('batch'), *(norm_label(p) for p in LP)], loc='lower center', ncol=2 + len(LP),
-               fontsize='small', frameon=False)
+    hs = {l: h for a in axs[0] for h, l in zip(*a.get_legend_handles_labels())}
+    fig.legend(list(hs.values()), list(hs), loc='lower center', ncol=len(hs), fontsize='small', frameon=False,
+               title=f"bands: min-max over {len(full['seeds'])} seeds and the step sizes; beta: geometric mean of the seeds", title_fontsize='small')
     fig.suptitle(title)
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
     plt.close(fig)
     return fig
 
-# %% ../../nbs/15_lp_lib.ipynb #b3d41250
-LANDSCAPE_NORMS = ('none', *LP)        # the baseline first: every lp network is compared with the standard one
+# %% ../../nbs/15_lp_lib.ipynb #d11ede4f
+def _blowup(st: dict) -> dict:
+    "Per network, per seed: the largest loss along any gradient probe over the loss at its step (above 1: a probe step raised the loss)."
+    one = lambda p: float(np.nanmax(p['loss'] / p['loss0'][:, None])) if len(p.get('loss', ())) else math.nan
+    return {n: [one(r.landscape['gradient']) for r in rs] for n, rs in st['runs'].items()}
 
+READINGS = [(d, m, w, how) for d in ('gradient', 'random') for m in ('grad_change', 'grad_change_per_length') for w in WINDOWS for how in ('geo', 'mean')]
+
+def reading_effects(full: dict) -> list[Effect]:
+    """The primary effect of Fig 12 / 13, the smallest over p of log(gradient change, standard / p) per seed, under every
+    reading of the ratio (`READINGS`): along the gradient or random directions, raw or per unit step length, over all of
+    training or its first quarter, as a geometric mean of the per-step ratios or a ratio of means."""
+    R = full['runs']
+    def one(d, m, w, how):
+        v = np.min([[_lr(x, 1) for x in seed_ratios(R['none'], R[p], m, d, WINDOWS[w], how)] for p in LP], 0)
+        return Effect(f'{d}-{m}-{w}-{how}', f"gradient change{' per unit step' if m.endswith('length') else ''}, standard / p (smallest "
+                      f"over p): {'gradient' if d == 'gradient' else 'random directions'}, {'first quarter' if w == 'early' else 'all of training'}, "
+                      f"{'ratio of means' if how == 'mean' else 'geometric mean'}", v, 0., '>', scale='log',
+                      paper=math.log(100) if (d, m, w) == ('gradient', 'grad_change', 'early') else None)
+    return [one(*r) for r in READINGS]
+
+def step_effects(hi: dict, lo: dict) -> list[Effect]:
+    """Fig 13's secondary effects, log(gradient change along the gradient, standard / p) per seed, on the DLN study `hi`
+    and on `lo`, the same networks trained and probed at a smaller learning rate."""
+    return [Effect(f"{p}-lr-{st['lr']:g}", f"gradient change along the gradient, standard / {norm_label(p)}, lr {st['lr']:g}",
+                   [_lr(x, 1) for x in seed_ratios(st['runs']['none'], st['runs'][p], 'grad_change')], 0., '>', scale='log')
+            for st in (hi, lo) for p in LP]
+
+def small_lr_study(o: Options | None = None, factor: float = 0.1, **settings) -> dict:
+    "The store's standard and lp DLNs trained and probed at `factor` times the paper's lr 1e-6, for every seed."
+    return grid_runs('dln', ('none', *LP), PAPER_LR['dln'] * factor, o, **settings)
+
+def overshoot_text(hi: dict, lo: dict) -> str:
+    "One sentence: how far the standard and lp DLNs' probes raise the loss above the loss at their step, in `hi` and `lo`."
+    b = {st['lr']: _blowup(st) for st in (hi, lo)}
+    return ("The largest loss along a probe over the loss at its step, per seed: " + '; '.join(
+        f"at lr {lr:g}, standard {_and(num_text(x, '.3g') + 'x' for x in v['none'])}, the lp DLNs {_rng([x for p in LP for x in v[p]], '.3g', 'x')}"
+        for lr, v in b.items()) + '.')
+
+# %% ../../nbs/15_lp_lib.ipynb #b3d41250
 def lp_landscape_result(name: str, full: dict, fig: str) -> ClaimResult:
-    "The `ClaimResult` of Fig 12 or 13 from a study `full` of `NORMS`: `landscape_checks` of the lp networks against the standard one."
+    "The `ClaimResult` of Fig 12 or 13 from a study `full` of `NORMS`: the landscape ratios of the lp networks against the standard one and BN."
     _need(full, NORMS, full['arch'])
-    st = {**full, 'norms': list(LANDSCAPE_NORMS), 'runs': {n: full['runs'][n] for n in LANDSCAPE_NORMS}}
-    checks, runs = landscape_checks(st), full['runs']
-    geo = {p: {m: seed_ratios(runs['none'], runs[p], m) for m in LANDSCAPE_MEASURES} for p in LP}
-    like_bn = {p: {m: seed_ratios(runs['batch'], runs[p], m) for m in LANDSCAPE_MEASURES} for p in LP}
-    data = dict(paper=PAPER['fig12_13'], arch=st['arch'], lr=st['lr'], steps=st['steps'], ratios=landscape_table(st),
-                bn_over_lp=like_bn, predictive_range={n: median_predictive_range(rs) for n, rs in runs.items()},
-                final_test_acc={n: [final_test_acc(r.history) for r in rs] for n, rs in runs.items()},
-                final_loss={n: [final_loss(r.history) for r in rs] for n, rs in runs.items()},
-                probe_scale=list(st['probes']['probe_scale']),
-                std_over_bn={m: seed_ratios(runs['none'], runs['batch'], m) for m in LANDSCAPE_MEASURES})
+    runs = full['runs']
+    vs = lambda base, ps: {p: {m: seed_ratios(runs[base], runs[p], m) for m in LANDSCAPE_MEASURES} for p in ps}
+    geo, like_bn = vs('none', LP), vs('batch', LP)
+    data = dict(paper=PAPER['fig12_13'], arch=full['arch'], lr=full['lr'], steps=full['steps'], std_over_lp=geo, bn_over_lp=like_bn,
+                std_over_bn=vs('none', ('batch',))['batch'], probe_scale=list(full['probes']['probe_scale']), blowup=_blowup(full))
     g = lambda v: ', '.join(f"{m} {'/'.join(f'{x:.3g}' for x in xs)}" for m, xs in v.items())
     s = ('; '.join(f"standard/{norm_label(p)} over training per seed: {g(geo[p])}" for p in LP) + ' | ' +
          '; '.join(f"BN/{norm_label(p)}: {g(like_bn[p])}" for p in LP) + ' (paper: every lp normalization smooths like BN)')
-    t = f"{st['arch'].upper()} at {st['scale']} scale, lr {st['lr']:g}, probes {st['probes']['probe_scale'][0]:g}..{st['probes']['probe_scale'][1]:g} x lr"
-    plots = [plot_lp_landscape(full, f'{fig}: landscape along the gradient, {t}', log_loss=(st['arch'] == 'dln'))]
-    return ClaimResult(name, st['scale'], st['seeds'], checks, s, data, [r for rs in runs.values() for r in rs], plots)
+    ps = full['probes']['probe_scale']
+    t = f"{full['arch'].upper()} at {full['scale']} scale, lr {full['lr']:g}, probes {ps[0]:g}..{ps[1]:g} x lr"
+    plots = [plot_lp_landscape(full, f'{fig}: landscape along the gradient, {t}', log_loss=(full['arch'] == 'dln'))]
+    return ClaimResult(name, full['scale'], full['seeds'], [], s, data, [r for rs in runs.values() for r in rs], plots)
 
 @claim('lp-landscape-vgg', 'Fig 12',
        'Along the gradient, a VGG with l1, l2 or l-inf normalization has a smaller loss range, gradient change and '
        'effective beta than the standard network, like the VGG with BatchNorm.')
 def lp_landscape_vgg(o: Options) -> ClaimResult:
-    "Fig 12 from the store's standard, BN and lp VGGs at lr 0.1; where it departs, every reading of the ratios."
-    res = lp_landscape_result('lp-landscape-vgg', grid_runs('vgg', NORMS, PAPER_LR['vgg'], o), 'Fig 12')
-    if not res.verdict.startswith('reproduced'): res.why = '; '.join(f"{norm_label(p)}: {readings_why(res, p)}" for p in LP)
+    "Fig 12 from the store's standard, BN and lp VGGs at lr 0.1; and the primary effect under every reading of its ratio."
+    full = grid_runs('vgg', NORMS, PAPER_LR['vgg'], o)
+    res = lp_landscape_result('lp-landscape-vgg', full, 'Fig 12')
+    es = reading_effects(full)
+    res.why = (f"under every reading of the gradient change (window, geometric mean or ratio of means, per unit step, direction), "
+               f"the smallest over p of standard / p is {_rng(_factors(es), '.3g', 'x')} (seed means of the log ratio)")
     return res
 
 @claim('lp-landscape-dln', 'Fig 13',
        'Along the gradient, the deep linear network with l1, l2 or l-inf normalization has a smaller loss range, '
        'gradient change and effective beta than the standard one, like the DLN with BatchNorm.')
 def lp_landscape_dln(o: Options) -> ClaimResult:
-    "Fig 13 from the store's standard, BN and lp deep linear networks at lr 1e-6; and the earlier loss reading (lr 1e-7 here)."
+    "Fig 13 from the store's standard, BN and lp DLNs at lr 1e-6; and its secondary effects at lr 1e-7."
     full = grid_runs('dln', NORMS, PAPER_LR['dln'], o)
-    res = lp_landscape_result('lp-landscape-dln', full, 'Fig 13')
-    st = {**full, 'norms': list(LANDSCAPE_NORMS), 'runs': {n: full['runs'][n] for n in LANDSCAPE_NORMS}}
-    res.data |= dict(blowup=probe_blowup(st), earlier_reading=earlier_reading(st, o))
-    if not res.verdict.startswith('reproduced'): res.why = reading_why(res, res.data['blowup'], res.data['earlier_reading'])
+    res, lo = lp_landscape_result('lp-landscape-dln', full, 'Fig 13'), small_lr_study(o)
+    es, b = step_effects(full, lo), _blowup(lo)['none']
+    res.why = (f"trained and probed at lr {lo['lr']:g}, where the standard DLN's probes raise its loss at most {max(b):.3g}x "
+               f"(at lr {full['lr']:g}: {max(res.data['blowup']['none']):.3g}x), standard / lp gradient change is "
+               f"{_rng(_factors(es[len(LP):]), '.3g', 'x')} (at lr {full['lr']:g}: {_rng(_factors(es[:len(LP)]), '.3g', 'x')}; seed means of the log ratio)")
     return res
 
 # %% ../../nbs/15_lp_lib.ipynb #4933b680
-def _lab(n: str) -> str: return 'BN' if n == 'batch' else norm_label(n)
+def _training(d: dict) -> list[str]:
+    acc, t50, L, Lm = d['vgg_train_acc'], d['vgg_steps_to_50'], d['dln_final_loss'], d['dln_mean_loss']
+    slow, fast = max(x for p in LP for x in t50[p]), min(t50['none'])
+    r = lambda a, b: [x / y for x, y in zip(L[a], L[b])]
+    gap = max(abs(x - 1) for x in r('l2', 'batch'))
+    return [f"*VGG (left).* Final training accuracy per seed: {_per(acc, '.3f', NORMS)}.",
+            f"Steps to 50% training accuracy: {_per(t50, '.0f', NORMS)}; the slowest lp seed needs {num_text(slow, '.0f')}, "
+            f"{num_text(slow / fast, '.2g')} times the fastest standard seed's {num_text(fast, '.0f')}.",
+            f"*DLN (right).* Final training loss per seed: {_per(L, '.0f', NORMS)}; lp / standard: "
+            + ', '.join(f"{_lab(p)} {seeds_text(r(p, 'none'), '.3g')}" for p in LP) + '.',
+            f"l1 / BN per seed: {seeds_text(r('l1', 'batch'), '.4g')} (the paper's Fig 5 has l1 below BN); averaged over the "
+            f"whole run the loss is {seeds_text(Lm['l1'], '.0f')} for l1 and {seeds_text(Lm['batch'], '.0f')} for BN.",
+            f"l2 / BN per seed: {seeds_text(r('l2', 'batch'), '.4f')}" + (": on the DLN, l2 normalization is BN up to a constant "
+            "factor (15_lp_lib), so l2's curve lies under BN's dashed one." if gap < 0.02 else '.')]
 
-def _names(ns, f=_lab) -> str:
-    "Networks as a sentence names them: 'l1', 'l1 and l2', 'l1, l2 and l-inf'."
-    ns = [f(n) for n in ns]
-    return '' if not ns else ns[0] if len(ns) == 1 else ', '.join(ns[:-1]) + ' and ' + ns[-1]
-
-def _rng(xs, f: str) -> str: return f"{num_text(min(xs), f)} to {num_text(max(xs), f)}"
-
-def _on_seeds(k: int, seeds) -> str:
-    return ('on both seeds' if len(seeds) == 2 else 'on every seed') if k == len(seeds) else f'on {k} of {len(seeds)} seeds'
-
-def _reading_training(res: ClaimResult) -> str:
-    t, c, S = res.data, res.check, seeds_text
-    vgg_ids = ['learns-' + n for n in NORMS] + [f'vgg-{p}-{w}' for p in LP for w in ('near-bn', 'faster-than-standard')]
-    bad_learn = [n for n in NORMS if not c('learns-' + n).passed]
-    near = [p for p in LP if c(f'vgg-{p}-near-bn').passed]
-    t50 = t['vgg_steps_to_50']
-    lp_t50 = [x for p in LP for x in t50[p]]
-    slow_p = max(LP, key=lambda p: c(f'vgg-{p}-faster-than-standard').value)
-    later = min(t50['none']) > max(x for n in ('batch', *LP) for x in t50[n])
-    dln_ids = lambda p: [f'dln-{p}-near-bn', f'dln-{p}-beats-standard'] + (['dln-l1-beats-bn'] if p == 'l1' else [])
-    dln_ok = [p for p in LP if all(c(i).passed for i in dln_ids(p))]
-    dln_bad = [p for p in LP if p not in dln_ok]
-    L, Lm = t['dln_final_loss'], t['dln_mean_loss']
-    l1_below = sum(a < b for a, b in zip(L['l1'], L['batch']))
-    l1_mean_below = sum(a < b for a, b in zip(Lm['l1'], Lm['batch']))
-    l2_gap = max(abs(a / b - 1) for a, b in zip(L['l2'], L['batch']))
-    beat = [p for p in LP if c(f'dln-{p}-beats-standard').passed]
-    highest = max(NORMS, key=lambda n: np.mean(L[n]))
-    vgg_learn = ('Every VGG learns' if not bad_learn else
-                 f"Not every VGG learns ({_names(bad_learn, lambda n: 'the standard VGG' if n == 'none' else _lab(n))} not)")
-    vgg_near = ('The three lp VGGs train like BN' if len(near) == 3 else
-                f"{_names(near) or 'None of the lp VGGs'} train{'s' if len(near) == 1 else ''} like BN by the check")
-    std = (f"The standard VGG does learn, to a final training accuracy of {S(t['vgg_train_acc']['none'], '.3f')}, only "
-           f"{'much ' if min(t50['none']) > 3 * max(lp_t50) else ''}later." if c('learns-none').passed and later else
-           f"The standard VGG ends at a final training accuracy of {S(t['vgg_train_acc']['none'], '.3f')}.")
-    dln_head = (f"{_names(dln_ok)} pass{'es' if len(dln_ok) == 1 else ''} all {'its' if len(dln_ok) == 1 else 'their'} checks"
-                if dln_ok else 'no lp DLN passes all its checks') + (f", {_names(dln_bad)} not" if dln_ok and dln_bad else '')
-    l1 = (f"**l1 beats BN** {_on_seeds(l1_below, res.seeds)}, as in the paper's Fig 5" if c('dln-l1-beats-bn').passed
-          else f"l1 beats BN {_on_seeds(l1_below, res.seeds)} only, where the paper's Fig 5 has it below BN")
-    mean_below = ('lower' if l1_mean_below == len(res.seeds) else 'higher' if l1_mean_below == 0
-                  else f'lower {_on_seeds(l1_mean_below, res.seeds)}')
-    l2 = (f"l2 ends level with BN, within {l2_gap:.1%} on every seed ({S(L['l2'], '.0f')}): on the DLN, l2 normalization is BN "
-          "up to a constant factor (see the library notebook)" if l2_gap < 0.02 else
-          f"l2 ends at {S(L['l2'], '.0f')}, {l2_gap:.1%} from BN at most")
-    std_dln = (f"{_names(beat)} end{'s' if len(beat) == 1 else ''} below the standard DLN" if beat
-               else "No lp DLN ends below the standard DLN") + f" ({S(L['none'], '.0f')})"
-    def fail(p):
-        above = sum(a > b for a, b in zip(L[p], L['none']))
-        return (f" **{_lab(p)} does not train as the paper reports:** its DLN ends at {S(L[p], '.0f')}"
-                + (", the highest final loss of all" if highest == p else '')
-                + f", {num_text(c(f'dln-{p}-near-bn').value, '.3g')} times BN's (seed means; the check allows 1.1)"
-                + (f" and above the standard DLN {_on_seeds(above, res.seeds)}." if above else ", though below the standard DLN."))
-    acc_gap = max(abs(max(xs) - min(xs)) for k in ('vgg_train_acc', 'vgg_test_acc') for xs in t[k].values())
-    loss_gap = max(max(xs) / min(xs) - 1 for xs in L.values())
-    return (f"""**Reading Fig 5: {res.verdict}** (the primary effect's word; the checks below are named, not counted). *VGG.*
-{vgg_learn} (final test accuracy {_rng([x for n in NORMS for x in t['vgg_test_acc'][n]], '.3f')} over the networks and seeds).
-{vgg_near}: final training accuracy {_rng([x for p in LP for x in t['vgg_train_acc'][p]], '.3f')} against BN's
-{S(t['vgg_train_acc']['batch'], '.3f')}, and they reach 50% training accuracy after {_rng(lp_t50, '.0f')} steps
-(BN: {S(t50['batch'], '.0f')}), where the standard VGG needs {S(t50['none'], '.0f')}; the slowest lp seed ({_lab(slow_p)}) needs
-{num_text(c(f'vgg-{slow_p}-faster-than-standard').value, '.3g')} times the steps of the fastest standard one. {std}
-
-*DLN: {dln_head}.* {l1}: final loss {S(L['l1'], '.0f')} against BN's {S(L['batch'], '.0f')}
-(l1 / BN {num_text(c('dln-l1-beats-bn').value, '.4g')} at worst), and its loss averaged over the run is {mean_below}
-({S(Lm['l1'], '.0f')} against {S(Lm['batch'], '.0f')}). {l2}. {std_dln}.{''.join(fail(p) for p in dln_bad)}
-Between the seeds, the VGGs' final accuracies differ by at most {acc_gap:.3f} and the DLNs' final losses by at most {loss_gap:.0%}.""")
-
-def _reading_distributions(res: ClaimResult) -> str:
-    dv, dd, c, S = res.data['vgg_drift'], res.data['dln_drift'], res.check, seeds_text
-    k2, n2 = counted(res.checks)
-    sp = {n: dv[n][11]['spread'] for n in NORMS}
-    others = [x for n in NORMS[1:] for x in sp[n]]
-    std_most = min(sp['none']) > max(others)
-    v0, v1 = [v[0] for v in res.data['vgg_var_11']['none']], [v[1] for v in res.data['vgg_var_11']['none']]
-    collapsed = all(b > 10 * a for a, b in zip(v0, v1))
-    mean_up = [p for p in LP if c(f'vgg-{p}-#11-mean').passed]
-    mean_dn = [p for p in LP if p not in mean_up]
-    spread_up = [p for p in LP if c(f'vgg-{p}-#11-spread').passed]
-    ratios = lambda ps, key: S([c(f'vgg-{p}-#11-{key}').value for p in ps], '.4g')
-    poss = lambda ps: _names(ps, lambda p: f"{_lab(p)}'s")
-    sm = lambda n, key: float(np.mean(dv[n][11][key]))
-    rel = {p: [sm(p, key) / sm('batch', key) for key in ('mean', 'spread')] for p in LP}     # lp / BN, mean and spread drift
-    side = lambda r: 0 if 1 / 1.5 <= r <= 1.5 else 1 if r > 1.5 else -1                    # about equal, lp larger, lp smaller
-    kind = lambda rs: {s for s in map(side, rs)} - {0} or {0}                               # each measure's side, ties ignored
-    groups = {w: [p for p in LP if kind(rel[p]) == k] for w, k in (('about as much as', {0}), ('somewhat less than', {1}),
-                                                                   ('somewhat more than', {-1}),
-                                                                   ('more in one drift and less in the other than', {1, -1}))}
-    bn_vs = ', and '.join(f"{w} under {_names(ps)}" for w, ps in groups.items() if ps)
-    holds = 'holds on all' if k2 == n2 else 'fails on all' if k2 == 0 else f'fails on {n2 - k2} of the'
-    start = (f", {'because' if std_most else 'and'} they start almost collapsed (a variance of {S(v0, '.2g')} at step 0, the "
-             f"narrow start of its band) and grow to {S(v1, '.2g')} while the network learns" if collapsed else
-             f" (variance {S(v0, '.2g')} at step 0, {S(v1, '.2g')} at the last step)")
-    mean = (f"{'Only ' if len(mean_up) < 3 else ''}{poss(mean_up)} mean drift exceeds the standard network's on every seed "
-            f"(ratio{'s' if len(mean_up) > 1 else ''} {ratios(mean_up, 'mean')} at worst)" if mean_up else
-            f"No lp network's mean drift exceeds the standard network's ({S(dv['none'][11]['mean'], '.3f')}) on every seed")
-    mean += (f"; {poss(mean_dn)} {'does' if len(mean_dn) == 1 else 'do'} not (ratio{'s' if len(mean_dn) > 1 else ''} "
-             f"{ratios(mean_dn, 'mean')} at worst)" if mean_up and mean_dn else f" (ratios {ratios(mean_dn, 'mean')} at worst)" if mean_dn else '')
-    mean += (f"; {poss(spread_up)} spread drift exceeds it too (ratio{'s' if len(spread_up) > 1 else ''} "
-             f"{ratios(spread_up, 'spread')} at worst)" if spread_up else '')
-    at = lambda k, ns: [x for n in ns for x in dd[n][k]['spread']]
-    normed = ('batch', *LP)
-    l1_max, std11, std24, n11, n24 = max(at(1, NORMS)), dd['none'][11]['spread'], dd['none'][24]['spread'], at(11, normed), at(24, normed)
-    steadier = max(n11) < min(std11) and max(n24) < min(std24)
-    far = steadier and max(n11) * 3 < min(std11) and max(n24) * 3 < min(std24)
+def _distributions(d: dict) -> list[str]:
+    dv, dd, sc = d['vgg_drift'], d['dln_drift'], d['vgg_scale_11']
+    q = lambda key: {n: dv[n][11][key] for n in NORMS}
+    v0, v1 = [v[0] for v in d['vgg_var_11']['none']], [v[1] for v in d['vgg_var_11']['none']]
+    most = min(q('spread')['none']) > max(x for n in NORMS[1:] for x in q('spread')[n])
+    small = min(NORMS, key=lambda n: sc[n]['sd'][0])
+    top = max(NORMS, key=lambda n: q('mean')[n][0])
+    eff = {n: drift_effect(dv[n][11], dv['none'][11], _lab(n)) for n in ('batch', *LP)}
+    normed = lambda k, key: [x for n in NORMS[1:] for x in dd[n][k][key]]
     diff = lambda p: max(abs(a - b) for k in DRIFT_LAYERS['dln'] for key in ('mean', 'spread') for a, b in zip(dd[p][k][key], dd['batch'][k][key]))
-    return (f"""**Reading Fig 6 (VGG, layer #11): {res.verdict}.** The paper's "a larger shift than even the standard network"
-{holds} {n2} checks{": the standard VGG's activations change their spread the most" if std_most else ''}. Their spread
-drift is {S(sp['none'], '.3f')}, against {_rng(others, '.3f')} for the normalized networks{start}. {mean}.
+    return [f"**Fig 6 (VGG, layer #11).** Mean drift per seed: {_per(q('mean'), '.3f')}; spread drift: {_per(q('spread'), '.3f')}.",
+            ("The standard VGG's spread drift is the largest: its" if most else "The standard VGG's")
+            + f" activations start with a variance of {seeds_text(v0, '.2g')} at step 0 (the narrow start of its band) and end at {seeds_text(v1, '.2g')}.",
+            f"The panels share their y-axis, so they compare absolute scales: {_lab(small)}'s activations are the smallest, with a "
+            f"standard deviation of {sc[small]['sd'][0]:.2f} on seed 0 (the figure's seed, averaged over the sampled activations as the titles are; the other networks' {_rng([sc[n]['sd'][0] for n in NORMS if n != small], '.2f')}), "
+            f"so its band is the narrowest.",
+            f"The mean drift counts the mean's moves in the activation's own standard deviations: {_lab(top)}'s mean moves by "
+            f"{sc[top]['shift'][0]:.2f} on average against a standard deviation of {sc[top]['sd'][0]:.2f}, a mean drift of "
+            f"{q('mean')[top][0]:.2f}, the largest on seed 0" + (", so the steadiest-looking panel has the largest mean drift." if top == small else '.'),
+            "Drift, network / standard (the mean of the mean- and spread-drift log ratios, as a factor), per seed: "
+            + ', '.join(f"{_lab(p)} {_fx(eff[p])}" for p in LP) + f"; BN, on the same statistic, {_fx(eff['batch'])}.",
+            "**Fig 9 (DLN).** Spread drift per seed, standard against the normalized networks: " + '; '.join(
+                f"#{k} {seeds_text(dd['none'][k]['spread'], '.3f')} against {_rng(normed(k, 'spread'), '.3f')}" for k in DRIFT_LAYERS['dln'])
+            + f"; the mean drift is at most {max(x for n in NORMS for k in DRIFT_LAYERS['dln'] for x in dd[n][k]['mean']):.3f} anywhere.",
+            f"l2's drifts are within {diff('l2'):.3f} of BN's at every layer and seed"
+            + (" (on the DLN, l2 normalization is BN up to a constant factor)" if diff('l2') < 0.005 else '')
+            + f", l1's within {diff('l1'):.3f} and l-inf's within {diff('linf'):.3f}."]
 
-One activation is not held steady by any of these normalizations, BN included: BN pins the moments of a channel
-pooled over the batch and its positions, not of a single activation, whose mean and spread drift under BN
-(mean drift {S(dv['batch'][11]['mean'], '.3f')}, spread drift {S(dv['batch'][11]['spread'], '.3f')}) {bn_vs}.
+def _landscape(d: dict) -> list[str]:
+    net, ms = d['arch'].upper(), dict(loss_range='loss range', grad_change='gradient change', beta='effective beta')
+    return [f"**Fig {12 if net == 'VGG' else 13} ({net}).** Over training, standard / lp per seed (the geometric mean of the "
+            "per-step ratios; above 1, the lp landscape is smoother): " + '; '.join(
+                f"{w} " + ', '.join(f"{_lab(p)} {seeds_text(d['std_over_lp'][p][m], '.3g')}" for p in LP) for m, w in ms.items()) + '.',
+            "BN / lp over the three measures and the seeds (1: like BN): " + ', '.join(
+                f"{_lab(p)} {_rng([x for xs in d['bn_over_lp'][p].values() for x in xs], '.3g')}" for p in LP)
+            + '; standard / BN: ' + ', '.join(f"{w} {seeds_text(d['std_over_bn'][m], '.3g')}" for m, w in ms.items()) + '.',
+            f"The top of the loss bands: the standard {net}'s largest loss along a probe is {seeds_text(d['blowup']['none'], '.3g')} "
+            f"times the loss at the probe's step, per seed (the lp {net}s' {_rng([x for p in LP for x in d['blowup'][p]], '.3g')})."]
 
-**Fig 9 (DLN), shown without a check.** Layer #1 {'hardly moves in any network' if l1_max < 0.1 else 'moves'} (spread drift at
-most {l1_max:.3f}). Deeper, the standard DLN's units change their scale (spread drift {S(std11, '.3f')} at #11,
-{S(std24, '.3f')} at #24) {f"while every normalized DLN's stay {'far ' if far else ''}steadier" if steadier else "and the normalized DLNs' are not steadier on every seed"}
-(at most {max(n11):.3f} at #11, {_rng(n24, '.3f')} at #24). l2's drifts {"equal BN's to three decimals" if diff('l2') < 5e-4 else f"are within {diff('l2'):.3f} of BN's"}
-at every layer, and l1's within {diff('l1'):.3f}{': on the DLN the l1 and l2 layers hold the moments as BN does' if max(diff('l1'), diff('l2')) < 0.1 else ''}.""")
-
-def _landscape_words(res: ClaimResult) -> SimpleNamespace:
-    "What a `lp_landscape_result` says, ready for a sentence: checks by kind, ratios over training per measure."
-    cv = res.check
-    rows = {(r['norm'], r['measure'], r['direction'], r['window'], r['how']): r['seeds'] for r in res.data['ratios']}
-    over = {d: {m: [x for p in LP for x in rows[(p, m, d, 'all', 'geo')]] for m in LANDSCAPE_MEASURES} for d in ('gradient', 'random')}
-    k, n = counted(res.checks)
-    own = [c for c in res.checks if not c.id.startswith('learns-')]
-    return SimpleNamespace(check=cv, over=over['gradient'], over_random=over['random'], k=k, n=n,
-                           ok=lambda kind: [p for p in LP if cv(f'{p}-{kind}').passed],
-                           random=[c for c in own if '-random-' in c.id], pr=res.data['predictive_range'],
-                           bn=res.data['bn_over_lp'], learns_bad=[c.id[len('learns-'):] for c in res.checks
-                                                                  if c.id.startswith('learns-') and not c.passed])
-
-_MNAMES = dict(loss_range='loss range', grad_change='gradient change', beta='effective beta')
-
-def _reading_landscape_vgg(res: ClaimResult) -> str:
-    W, S = _landscape_words(res), seeds_text
-    def who(kind):
-        ps = W.ok(kind)
-        if len(ps) == 3: return 'every lp VGG has'
-        if not ps: return 'no lp VGG has'
-        return f"{_names(ps)} (not {_names([p for p in LP if p not in ps])}) {'has' if len(ps) == 1 else 'have'}"
-    beta_ok, beta_bad = W.ok('beta'), [p for p in LP if p not in W.ok('beta')]
-    narrow = all(W.check(f'{p}-beta').value > 0.9 for p in beta_bad)
-    vals = lambda ps, kind: S([W.check(f'{p}-{kind}').value for p in ps], '.4g')
-    early = [W.check(f'{p}-grad-change-early').value for p in LP]
-    rand_ok = [c for c in W.random if c.passed]
-    rand_all = [x for xs in W.over_random.values() for x in xs]
-    bn_all = [x for p in LP for xs in W.bn[p].values() for x in xs]
-    rougher = {p: [m for m, xs in W.bn[p].items() if max(xs) < 0.5] for p in LP}      # BN / lp below 1/2 on every seed
-    smoother = {p: [m for m, xs in W.bn[p].items() if min(xs) > 2] for p in LP}
-    vs_bn = '; '.join([f"{_lab(p)}'s {_names(ms, _MNAMES.get)} more than twice BN's" for p, ms in rougher.items() if ms] +
-                      [f"{_lab(p)}'s {_names(ms, _MNAMES.get)} less than half BN's" for p, ms in smoother.items() if ms])
-    close = [p for p in LP if all(0.5 <= x <= 2 for xs in W.bn[p].values() for x in xs)]
-    learns = ('' if not W.learns_bad else f" (and the {_names(W.learns_bad)} VGG{'s do' if len(W.learns_bad) > 1 else ' does'} "
-              f"not learn, so {'their' if len(W.learns_bad) > 1 else 'its'} comparisons say little)")
-    beta = (f"it passes for {_names(beta_ok)} ({vals(beta_ok, 'beta')} at worst)" if beta_ok else "it passes for no lp VGG")
-    beta += (f"{' and' if beta_ok else ','} fails{' narrowly' if narrow else ''} for {_names(beta_bad)} ({vals(beta_bad, 'beta')})" if beta_bad else '')
-    seen = 'not seen' if max(early) < 100 else 'seen' if min(early) >= 100 else 'seen only in part'
-    rand = (f"{'none' if not rand_ok else len(rand_ok)} of the {len(W.random)} checks pass"
-            + (' (' + ', '.join(f"`{c.id}` {num_text(c.value, '.4g')}" for c in rand_ok) + ')' if rand_ok else '')
-            + (f"; the lp landscapes are *rougher* than the standard one there on every measure and seed (standard / lp {_rng(rand_all, '.3g')})"
-               if max(rand_all) < 1 else f" (standard / lp {_rng(rand_all, '.3g')} over the measures and seeds)"))
-    return (f"""**Reading Fig 12 (VGG): {res.verdict}.** The comparisons below read seeds {seeds_text(res.seeds, 'd')}{learns}.
-Along the gradient, {who('loss_range')} a smaller loss range than the standard VGG on every seed (standard / lp
-{_rng(W.over['loss_range'], '.3g')} per seed over training), {who('grad_change')} a smaller gradient change
-({_rng(W.over['grad_change'], '.3g')}), and {who('predictive-range')} a broader predictive range
-({_names([f"{num_text(W.pr[p], '.3g')} x lr for {_lab(p)}" for p in LP], str)}, against {num_text(W.pr['none'], '.3g')} for
-the standard VGG; a median on an 8-point grid, so two networks can tie). The effective beta ratios, standard / lp, are
-{_rng(W.over['beta'], '.3g')} over the seeds: {beta}. The paper's "two orders of magnitude early in training" is {seen}:
-over the first quarter the standard / lp ratios of the mean gradient change are {S(early, '.4g')} at worst (l1, l2, l-inf).
-Along random directions {rand}. Against BN, for reference: BN / lp lies between {num_text(min(bn_all), '.3g')} and
-{num_text(max(bn_all), '.3g')} over the measures and seeds{f"; {_names(close)} {'is' if len(close) == 1 else 'are'} within a factor 2 of BN's on every measure and seed" if close else ''}{f"; {vs_bn}" if vs_bn else ''}.""")
-
-def _reading_landscape_dln(res: ClaimResult) -> str:
-    W, d = _landscape_words(res), res.data
-    grad_all = [x for xs in W.over.values() for x in xs]
-    rough_all = max(grad_all) < 1 and max(x for xs in W.over_random.values() for x in xs) < 1
-    far = rough_all and max(grad_all) < 0.1
-    smooth_grad = min(grad_all) > 1
-    std_bn = [x for xs in d['std_over_bn'].values() for x in xs]
-    bn_rough, bn_smooth = max(std_bn) < 1, min(std_bn) > 1
-    like_bn = [p for p in LP if all(1 / 1.5 <= x <= 1.5 for xs in W.bn[p].values() for x in xs)]
-    top = d['probe_scale'][1]
-    def vs_bn(p):
-        small = [m for m, xs in W.bn[p].items() if min(xs) > 1]
-        large = [m for m, xs in W.bn[p].items() if max(xs) < 1]
-        part = lambda ms, word: (f"{_names(ms, _MNAMES.get)} {'is' if len(ms) == 1 else 'are'} {word} than BN's (BN / {_lab(p)} "
-                                 + ' and '.join(_rng(W.bn[p][m], '.3g') for m in ms) + ')')
-        bits = [part(ms, w) for ms, w in ((small, 'smaller'), (large, 'larger')) if ms]
-        rest = _rng([x for xs in W.bn[p].values() for x in xs], '.3g')
-        return f"The {_lab(p)} DLN's " + (' and its '.join(bits) if bits else f"measures lie on both sides of BN's (BN / {_lab(p)} {rest})") + '.'
-    rough_txt = (f"every lp DLN's landscape is {'far ' if far else ''}*rougher* than the standard DLN's, on every seed, along the "
-                 "gradient and along random directions" if rough_all else
-                 "every lp DLN's landscape is *smoother* than the standard DLN's along the gradient, on every measure and seed" if smooth_grad else
-                 "the lp DLNs' landscapes lie on both sides of the standard DLN's, depending on the measure and seed")
-    groups = {}
-    for p in LP: groups.setdefault(W.pr[p], []).append(p)
-    pr_txt = f'over the whole probed range ({top:g} x lr)' if W.pr['none'] >= top * 0.999 else f"up to {num_text(W.pr['none'], '.3g')} x lr"
-    learns = ''.join(f" The {_lab(n)} DLN also fails its `learns-{n}` check: it does not halve its first loss in {d['steps']:,} steps "
-                     f"(final / first {num_text(res.check('learns-' + n).value, '.4g')})." for n in W.learns_bad)
-    like = (f"\"Like BN\" does hold, for {_names(like_bn)}: {'its landscape is' if len(like_bn) == 1 else 'their landscapes are'} BN's to "
-            f"within a factor 1.5 (BN / lp {_rng([x for p in like_bn for xs in W.bn[p].values() for x in xs], '.3g')} on every measure and seed)"
-            if like_bn else "\"Like BN\" holds for no lp DLN to within a factor 1.5")
-    bn = ("as much rougher than the standard DLN's" if bn_rough else "smoother than the standard DLN's on every measure and seed"
-          if bn_smooth else "on both sides of the standard DLN's, depending on the measure")
-    return (f"""**Reading Fig 13 (DLN): {res.verdict}{', the reverse' if W.k == 0 and rough_all else ''}.** At lr {d['lr']:g} {rough_txt}:
-standard / lp {_rng(W.over['loss_range'], '.3g')} for the loss range, {_rng(W.over['grad_change'], '.3g')} for the gradient change and
-{_rng(W.over['beta'], '.3g')} for the effective beta over training; the standard DLN's gradient stays predictive {pr_txt}, the lp
-networks' up to {_names([f"{num_text(x, '.3g')} x lr ({_names(ps)})" for x, ps in groups.items()], str)}.
-The comparisons read seeds {seeds_text(res.seeds, 'd')}.{learns}
-{like}, and BN's is itself {bn} (standard / BN {_rng(std_bn, '.3g')}){", so this is `13_landscape`'s `landscape-dln` comparison again, not something the lp norms add" if like_bn and bn_rough else ''}.
-{' '.join(vs_bn(p) for p in LP if p not in like_bn)}""")
-
-_READINGS = {'lp-training': _reading_training, 'lp-distributions': _reading_distributions,
-             'lp-landscape-vgg': _reading_landscape_vgg, 'lp-landscape-dln': _reading_landscape_dln}
+_READINGS = {'lp-training': _training, 'lp-distributions': _distributions, 'lp-landscape-vgg': _landscape, 'lp-landscape-dln': _landscape}
 
 def _unjson(x):
     "`x` with what `ClaimResult.to_json` turned into strings turned back: 'inf' and 'nan' into floats, layer keys into ints."
@@ -505,30 +388,11 @@ def _unjson(x):
     if isinstance(x, (list, tuple)): return [_unjson(v) for v in x]
     return float(x) if x in ('inf', '-inf', 'nan') else x
 
-def reading(res: ClaimResult):
-    "The paragraph that reads `res`, a result of one of this module's four claims, from its checks and data alone: Markdown."
+def sentences(res: ClaimResult) -> list[str]:
+    "The generated sentences that read the figures of `res`, a result of one of this module's four claims, from its `data` alone."
     if res.claim not in _READINGS: raise ValueError(f"no reading for {res.claim!r}; this module reads {list(_READINGS)}")
-    return prose(_READINGS[res.claim](dataclasses.replace(res, data=_unjson(res.data))))
+    return _READINGS[res.claim](_unjson(res.data))
 
-# %% ../../nbs/15_lp_lib.ipynb #8783c538
-def show_drift_starts(vgg: dict, layer: int = 11, starts=DRIFT_STARTS):
-    "Print Fig 6's ratios, lp / standard drift of layer `layer` per seed, with the drift measured from each of `starts` (fractions of training)."
-    cols = [(p, key) for p in LP for key in ('mean', 'spread')]
-    print(f"{'drift from':>10}" + ''.join(f"{norm_label(p) + ' ' + key:>15}" for p, key in cols))
-    for s0 in starts:
-        d = {n: [unit_drifts(r, layer, s0) for r in vgg['runs'][n]] for n in ('none', *LP)}
-        q = [ratio([x[key] for x in d[p]], [x[key] for x in d['none']]) for p, key in cols]
-        print(f"{s0:>10.0%}" + ''.join(f"{'/'.join(f'{x:.2f}' for x in np.atleast_1d(v)):>15}" for v in q))
-
-def show_earlier_reading(res: ClaimResult):
-    "Print each check of an `lp-landscape-dln` result under the course's loss reading and under the earlier one."
-    old = res.data['earlier_reading']['checks']
-    for c in res.checks:
-        v, ok = old[c.id]
-        print(f"{c.id:30} {c.value:9.6g} {'PASS' if c.passed else 'FAIL'}   earlier reading {v:9.6g} {'PASS' if ok else 'FAIL'}")
-
-def show_ratio_tables(res: ClaimResult):
-    "Print every reading of the ratios standard / lp of an `lp_landscape_result` (`smoothness.show_table`), for each lp network."
-    for p in LP:
-        print(f'standard / {norm_label(p)}:')
-        show_table(res.data['ratios'], p)
+def reading(res: ClaimResult):
+    "`sentences(res)` as the paragraph under the figures: Markdown."
+    return prose(' '.join(sentences(res)))

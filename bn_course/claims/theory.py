@@ -9,11 +9,11 @@ import torch
 from torch.autograd.functional import hvp
 
 # %% auto #0
-__all__ = ['bn_stats', 'bn_forward', 'bn_project', 'bn_input_grad', 'grad_through_bn', 'thm41_rhs', 'quad_form', 'unit_dir',
-           'thm42_lhs', 'thm42_terms', 'thm42_sweep', 'plot_thm42_sweep', 'identity_affine', 'worst_input',
-           'max_weight_grad_sq', 'ascend_weight_grad', 'thm44_rhs', 'best_ray_scale', 'ray_gain', 'bn_regression_loss',
-           'best_affine', 'fit_linear', 'bn_grad_at', 'lemma45_problem', 'lemma45_optima', 'lemma45_numbers',
-           'plot_lemma45', 'theory_checks', 'reading', 'holds_table', 'errata_table']
+__all__ = ['LAMS', 'bn_stats', 'bn_forward', 'bn_project', 'bn_input_grad', 'grad_through_bn', 'thm41_rhs', 'quad_form',
+           'unit_dir', 'thm42_lhs', 'thm42_terms', 'thm42_sweep', 'plot_thm42_sweep', 'identity_affine',
+           'max_weight_grad_sq', 'thm44_rhs', 'best_ray_scale', 'ray_gain', 'bn_regression_loss', 'best_affine',
+           'fit_linear', 'bn_grad_at', 'lemma45_problem', 'lemma45_optima', 'lemma45_numbers', 'plot_lemma45',
+           'theory_checks', 'section4_effects', 'reading']
 
 # %% ../../nbs/14_theory_lib.ipynb #139e2536
 def bn_stats(y, eps=0.):
@@ -45,7 +45,7 @@ def grad_through_bn(y, loss_fn, gamma=1., beta=0.):
     return G, g
 
 # %% ../../nbs/14_theory_lib.ipynb #8e2345e7
-def thm41_rhs(g, y_hat, gamma, sigma, printed=False):
+def thm41_rhs(g, y_hat, gamma, sigma, *, printed=False):
     """Theorem 4.1's right side per unit, (gamma/sigma)^2 (||g||^2 - <1,g>^2/m - c <g,y_hat>^2).
     c = 1/m (corrected; equals ||dL_hat/dy||^2), or 1/sqrt(m) as printed in the paper (`printed=True`)."""
     m = g.shape[0]
@@ -80,11 +80,9 @@ def thm42_terms(y, loss_fn, gamma=1., beta=0.):
 
 # %% ../../nbs/14_theory_lib.ipynb #e8c6a3f4
 def thm42_sweep(m: int = 16, seed: int = 3, n: int = 40) -> dict:
-    """Theorem 4.2 for one unit under the squared loss: `m` samples and targets from `seed`, gamma swept over `n` values
-    from 0.05 to 3 times the least-squares scale gamma_opt = <t, y_hat>/m. Per gamma: `curv` (the BN loss's curvature
-    along its gradient), the two terms `first` and `corr` of the right side, and `gnorm` = ||G||^2 (float64)."""
-    f64 = dict(dtype=torch.float64)
-    gen = torch.Generator().manual_seed(seed)
+    """Theorem 4.2 for one unit, squared loss, `m` samples from `seed`: gamma over `n` values from 0.05 to 3 gamma_opt
+    (= <t, y_hat>/m); per gamma the curvature along the gradient `curv`, the right side's terms `first`, `corr`, `gnorm` = ||G||^2."""
+    gen, f64 = torch.Generator().manual_seed(seed), dict(dtype=torch.float64)
     y, t = torch.randn(m, 1, generator=gen, **f64)*4 + 1, torch.randn(m, 1, generator=gen, **f64)
     _, s, yh = bn_stats(y)
     t = t*torch.sign((t*yh).sum())                     # so that gamma_opt > 0
@@ -118,27 +116,11 @@ def identity_affine(y, eps=0.):
     return sigma, mu
 
 # %% ../../nbs/14_theory_lib.ipynb #93c308ac
-def worst_input(v, lam, n):
-    "A rank-one input batch X [m, n] of operator and Frobenius norm `lam` maximizing ||X^T v|| for the vector `v` [m]."
-    u = torch.zeros(n, dtype=v.dtype)
-    u[0] = 1.
-    return lam*torch.outer(v, u)/v.norm()
-
 def max_weight_grad_sq(v, lam):
     "max over ||X|| <= lam of ||X^T v||^2, which is lam^2 ||v||^2 (per column of `v`)."
     return lam**2*(v**2).sum(0)
 
-def ascend_weight_grad(v, lam, n, steps=100, lr=0.25, seed=0):
-    "Projected gradient ascent on ||X^T v||^2 over the ball ||X||_F <= lam (step `lr`/||v||^2), from a random X; values per step."
-    X = torch.randn(v.shape[0], n, generator=torch.Generator().manual_seed(seed), dtype=v.dtype)
-    X, vals = lam*X/X.norm(), []
-    for _ in range(steps):
-        X = X + lr/(v @ v)*2*torch.outer(v, v @ X)      # gradient of ||X^T v||^2 is 2 v v^T X
-        X = X*min(1., lam/X.norm().item())              # project back onto the ball
-        vals.append(((X.T @ v)**2).sum())
-    return torch.stack(vals)
-
-def thm44_rhs(g, y_hat, gamma, sigma, lam, printed=False):
+def thm44_rhs(g, y_hat, gamma, sigma, *, lam, printed=False):
     """Theorem 4.4's right side per unit. Corrected: (gamma/sigma)^2 (g_j - lam^2 m mu_g^2 - lam^2/m <g,y_hat>^2),
     g_j = lam^2 ||g||^2, mu_g = mean of g. `printed=True`: the paper's (gamma/sigma)^2 (g_j^2 - m mu_g^2 - lam^2 <g,y_hat>^2)."""
     m = g.shape[0]
@@ -156,9 +138,9 @@ def ray_gain(W0, Wstar):
     return ((Wstar**2).sum() - (W0*Wstar).sum())**2/(Wstar**2).sum()
 
 # %% ../../nbs/14_theory_lib.ipynb #6fee1d1a
-def bn_regression_loss(w, gamma, beta, X, t):
-    "Squared loss 1/2 ||gamma BN(X w) + beta - t||^2 of a one-unit BatchNorm linear regression (X [m, n], w [n], t [m])."
-    return 0.5*((bn_forward((X @ w)[:, None], gamma, beta)[:, 0] - t)**2).sum()
+def bn_regression_loss(w, affine, X, t):
+    "Squared loss 1/2 ||gamma BN(X w) + beta - t||^2 of a one-unit BatchNorm linear regression (X [m, n], w [n], t [m]), `affine` = (gamma, beta)."
+    return 0.5*((bn_forward((X @ w)[:, None], *affine)[:, 0] - t)**2).sum()
 
 def best_affine(w, X, t):
     "The (gamma, beta) minimizing `bn_regression_loss` for a fixed w: (<t, y_hat>/m, mean of t)."
@@ -174,7 +156,7 @@ def fit_linear(X, t, bias=True):
 def bn_grad_at(w, X, t):
     "Gradient of the BN loss in (w, gamma, beta) at w with the best (gamma, beta), flattened."
     p = [w.clone().requires_grad_(), *(q.clone().requires_grad_() for q in best_affine(w, X, t))]
-    return torch.cat([q.flatten() for q in torch.autograd.grad(bn_regression_loss(*p, X, t), p)])
+    return torch.cat([q.flatten() for q in torch.autograd.grad(bn_regression_loss(p[0], p[1:], X, t), p)])
 
 def lemma45_problem(seed: int = 0, m: int = 60):
     "Lemma 4.5's small problem (float64): `m` uncentred two-input samples `X` and a target `t` with an intercept."
@@ -191,26 +173,22 @@ def lemma45_optima(X, t) -> dict:
 
 # %% ../../nbs/14_theory_lib.ipynb #a2f405ae
 def lemma45_numbers(X, t, W0=(2., 0.5)) -> dict:
-    """Lemma 4.5 on the regression (`X`, `t`). With a bias, from `W0`: the squared distances `d_std` to W* and `d_bn`
-    to the closest BN optimum c* W*, the lemma's `gain`, and `realised` (d_std - d_bn = gain). Without a bias (the
-    paper's y = Wx), from W0 = W*: the lemma's `bound` on the squared distance to a BN optimum, the true `dist`, the
-    norm `grad` of the BN loss's gradient at W*, and `fails` (dist > bound + 1e-3, the test's margin)."""
+    """Lemma 4.5 on (`X`, `t`). With a bias, from `W0`: squared distances `d_std` to W* and `d_bn` to the closest BN optimum,
+    the `gain`; without (y = Wx), from W0 = W*: the `bound` and the true `dist`. Per setting, `excess_*` = (distance - bound)
+    / ||W*||^2 (the lemma holds at or below 0) and `grad_*`, the BN loss's gradient norm at W* (0 if W* is a BN optimum)."""
     o = lemma45_optima(X, t)
     Wb, Wn, Wbn = o['W_bias'], o['W_nob'], o['W_bn']
     W0 = torch.as_tensor(W0, dtype=X.dtype)
-    c = best_ray_scale(W0, Wb)
-    d_std, d_bn, gain = ((W0 - Wb)**2).sum(), ((W0 - c*Wb)**2).sum(), ray_gain(W0, Wb)
-    bound = ((Wn - Wn)**2).sum() - ray_gain(Wn, Wn)
-    dist = ((Wn - best_ray_scale(Wn, Wbn)*Wbn)**2).sum()
-    return dict(c_star=float(c), d_std=float(d_std), d_bn=float(d_bn), gain=float(gain),
-                realised=bool(abs(d_std - d_bn - gain) <= 1e-9*d_std), bound=float(bound), dist=float(dist),
-                grad=float(bn_grad_at(Wn, X, t).norm()), fails=bool(dist > bound + 1e-3))
+    d_std, d_bn, gain = ((W0 - Wb)**2).sum(), ((W0 - best_ray_scale(W0, Wb)*Wb)**2).sum(), ray_gain(W0, Wb)
+    bound, dist = ((Wn - Wn)**2).sum() - ray_gain(Wn, Wn), ((Wn - best_ray_scale(Wn, Wbn)*Wbn)**2).sum()
+    return {k: float(v) for k, v in dict(d_std=d_std, d_bn=d_bn, gain=gain, bound=bound, dist=dist,
+            excess_bias=(d_bn - d_std + gain)/(Wb**2).sum(), excess_nobias=(dist - bound)/(Wn**2).sum(),
+            grad_bias=bn_grad_at(Wb, X, t).norm(), grad_nobias=bn_grad_at(Wn, X, t).norm()).items()}
 
 # %% ../../nbs/14_theory_lib.ipynb #ac246b39
 def plot_lemma45(X, t, W0=(2., 0.5), lim=(-1., 4.)) -> plt.Figure:
-    """Lemma 4.5 over the weight plane of a one-unit, two-input regression: log10 of the BN loss with the best
-    (gamma, beta), constant along rays from the origin; its minima form one ray. Left, with a bias in the un-normalized
-    network (from `W0`); right, without (the paper's setting, from W0 = W*)."""
+    """Lemma 4.5 over the weight plane of a one-unit, two-input regression: log10 of the BN loss with the best (gamma, beta),
+    constant along rays; its minima form one ray. Left, with a bias (from `W0`); right, without (the paper's, from W0 = W*)."""
     from bn_course.plots import NORM_STYLE
     o = lemma45_optima(X, t)
     ang = torch.linspace(-math.pi, math.pi, 721, dtype=X.dtype)
@@ -239,12 +217,11 @@ def plot_lemma45(X, t, W0=(2., 0.5), lim=(-1., 4.)) -> plt.Figure:
 
 # %% ../../nbs/14_theory_lib.ipynb #24df7842
 import matplotlib.pyplot as plt
+import numpy as np
 from IPython.display import Markdown
 from . import claim
-from ..setups import get_scale
-from ..checks import Check, ClaimResult, prose, verdict_words, seeds_text, num_text, held_text
-from ..smoothness import counted
-from ..store import Options, options
+from ..checks import ClaimResult, Effect, prose, seeds_text
+from ..store import Options
 
 def _problems(n: int, seed: int = 0):
     "`n` random float64 problems `(y, gamma, beta, loss)`: batch 3..63, three units, alternating two downstream losses."
@@ -262,30 +239,47 @@ def _rel(a, b, scale=None) -> float:
     s = torch.maximum(a.abs().max(), b.abs().max()) if scale is None else scale
     return float((a - b).abs().max()/(s + 1e-300))
 
-def _units_within(a, b, tol: float, scale=None) -> int:
-    """How many units (columns of a 2-D `a`, entries of a 1-D one) have their largest |a - b| below `tol` times the
-    scale `_rel` uses: the per-unit count behind a `_rel(a, b, scale) < tol` check (all units iff it passes)."""
-    s = torch.maximum(a.abs().max(), b.abs().max()) if scale is None else scale
-    dev = (a - b).abs()
-    return int(((dev.amax(0) if dev.ndim > 1 else dev)/(s + 1e-300) < tol).sum())
+LAMS = (0.5, 1., 1.7, 3.)       # Theorem 4.4's input norms lambda; the claim's is 1.7
 
-# %% ../../nbs/14_theory_lib.ipynb #00f459a4
+def _check_problem(y, gamma, beta, f) -> dict:
+    """Section 4 on one problem of `_problems`: each equality's relative error (`projection`, `thm41` with 1/m, `thm42`,
+    `obs43`, `thm44` at lambda 1.7, `thm44_all` over `LAMS`); whether printed 4.2 fails (`fail42`); the units printed 4.1
+    (`bad41`) and 4.4 (`bad44`, per lambda) fail on; per unit ||G||^2 `true`, the 4.1 right sides `corr`, `prin`, and `m`."""
+    G, g = grad_through_bn(y, f, gamma, beta)
+    _, sigma, yh = bn_stats(y)
+    gg, corr, prin = (G**2).sum(0), thm41_rhs(g, yh, gamma, sigma), thm41_rhs(g, yh, gamma, sigma, printed=True)
+    first, c42 = thm42_terms(y, f, gamma, beta)
+    curv, s42 = thm42_lhs(y, f, gamma, beta), (first.abs() + c42.abs()).max()
+    gh, rhs = {l: max_weight_grad_sq(G, l) for l in LAMS}, lambda l, p=False: thm44_rhs(g, yh, gamma, sigma, lam=l, printed=p)
+    return dict(projection=_rel(G, bn_input_grad(y, g, gamma)), thm41=_rel(gg, corr), thm42=_rel(curv, first - c42, s42),
+                obs43=_rel(bn_forward(y, *identity_affine(y)), y), thm44=_rel(gh[1.7], rhs(1.7)),
+                thm44_all=max(_rel(gh[l], rhs(l)) for l in LAMS), fail42=bool((curv > first - c42 + 1e-7*s42).any()),
+                bad41=int((prin < gg*(1 - 1e-9)).sum()), bad44=[int((gh[l] > rhs(l, True)*(1 + 1e-9) + 1e-300).sum()) for l in LAMS],
+                true=gg.tolist(), corr=corr.tolist(), prin=prin.tolist(), m=[y.shape[0]]*y.shape[1])
+
 def _counterexample():
-    """Theorem 4.1's counterexample: y = (-1, -1, 1, 1), L = z_4; the true squared gradient norm, the printed and
-    corrected 4.1 right sides, and at lambda 1 the worst-case weight gradient `g_hat` with the printed and corrected 4.4 sides."""
+    "The counterexample y = (-1, -1, 1, 1), L = z_4: ||G||^2 and printed 4.1's right side; at lambda 1, `g_hat` and printed 4.4's."
     y = torch.tensor([[-1.], [-1.], [1.], [1.]], dtype=torch.float64)
     G, g = grad_through_bn(y, lambda z: z[3, 0])
     _, s, yh = bn_stats(y)
     return dict(true=float((G**2).sum()), printed41=float(thm41_rhs(g, yh, 1., s, printed=True)[0]),
-                printed44=float(thm44_rhs(g, yh, 1., s, 1., printed=True)[0]), g_hat=float(max_weight_grad_sq(G, 1.)[0]),
-                corrected41=float(thm41_rhs(g, yh, 1., s)[0]), corrected44=float(thm44_rhs(g, yh, 1., s, 1.)[0]))
+                printed44=float(thm44_rhs(g, yh, 1., s, lam=1., printed=True)[0]), g_hat=float(max_weight_grad_sq(G, 1.)[0]))
 
-def _theory_figure(true, corr, prin, ms) -> plt.Figure:
-    """Theorem 4.1 on the claim's random units: (a) both right sides against the true squared gradient norm (a bound
+def _seed_stats(ps: list, seed: int) -> dict:
+    """A seed's numbers from its problems' `_check_problem` dicts: the problems each printed statement fails on, log10 of each
+    equality's largest relative error, each 4.1 right side / ||G||^2 (median; `_big`: m >= 32), `lemma45_numbers`."""
+    u = {k: np.concatenate([p[k] for p in ps]).astype(float) for k in ('true', 'corr', 'prin', 'm')}
+    r, lg = u['prin']/u['true'], lambda k: float(np.log10(max(max(p[k] for p in ps), 1e-17)))
+    return dict(fail41=sum(p['bad41'] > 0 for p in ps), fail42=sum(p['fail42'] for p in ps), fail43=sum(p['obs43'] >= 1e-9 for p in ps),
+                fail44=[sum(p['bad44'][i] > 0 for p in ps) for i in range(len(LAMS))],
+                **{f'log_{k}': lg(k) for k in ('thm41', 'thm42', 'thm44', 'thm44_all')}, ratio41=float(np.median(r)),
+                ratio41_big=float(np.median(r[u['m'] >= 32])),
+                **lemma45_numbers(*lemma45_problem(seed)))
+
+def _theory_figure(u: dict, seeds) -> plt.Figure:
+    """Theorem 4.1 on the random units `u` of `seeds`: (a) both right sides against the true squared gradient norm (a bound
     holds on or above the diagonal), (b) how far each lies from the true value, relative to it, against the batch size m."""
-    import numpy as np
-    true, corr, prin, ms = (np.asarray(v, dtype=float) for v in (true, corr, prin, ms))
-    bad = int((prin < true*(1 - 1e-9)).sum())          # the check's count
+    true, corr, prin, ms = (np.asarray(u[k], dtype=float) for k in ('true', 'corr', 'prin', 'm'))
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.6), layout='constrained')
     kw_c, kw_p = dict(ms=4, mfc='none', color='k', ls='none'), dict(ms=4, color='C1', ls='none')
     a.plot(true, corr, 'o', label=r'corrected, $-\frac{1}{m}\langle g,\hat y\rangle^2$ (an equality)', **kw_c)
@@ -299,7 +293,7 @@ def _theory_figure(true, corr, prin, ms) -> plt.Figure:
     a.plot(xs, xs, 'k-', lw=0.8, label=r'$y = x$', scalex=False, scaley=False)
     a.fill_between(xs, a.get_ylim()[0], xs, color='C1', alpha=0.08, lw=0, label=r'bound violated (below $y = x$)')
     a.set(xlabel=r'$\Vert\nabla_y \hat L\Vert^2$ (autograd)', ylabel='right side of Theorem 4.1',
-          title=f'(a) the printed bound is below the truth on {bad} of {len(true)} units')
+          title='(a) each right side against the truth: a bound lies on or above $y = x$')
     floor = 1e-17                                       # an exact match, drawn at the bottom of the log axis
     b.plot(ms, np.maximum(np.abs(true - corr)/true, floor), 'o', **kw_c)
     b.plot(ms, np.maximum(np.abs(true - prin)/true, floor), 'x', **kw_p)
@@ -310,7 +304,8 @@ def _theory_figure(true, corr, prin, ms) -> plt.Figure:
     h, l = a.get_legend_handles_labels()
     fig.legend(h + b.get_legend_handles_labels()[0], l + b.get_legend_handles_labels()[1],
                loc='outside lower center', ncol=3, fontsize=8)
-    fig.suptitle("Theorem 4.1 on the claim's random units: the corrected and the printed right side")
+    fig.suptitle(f"Theorem 4.1 on the {len(true)} random units of seed{'s' if len(seeds) > 1 else ''} "
+                 f"{seeds_text(list(seeds), 'd')}: the corrected and the printed right side")
     plt.close(fig)
     return fig
 
@@ -318,154 +313,88 @@ def _theory_figure(true, corr, prin, ms) -> plt.Figure:
 @claim('theory', 'Sec 4 (Thm 4.1, 4.2, 4.4, Obs 4.3)',
        "Section 4's statements checked with autograd: which hold as printed, and the corrected forms of those that do not.")
 def theory_checks(o: Options, n: int = 40) -> ClaimResult:
-    """Section 4 on `n` random float64 problems per seed (the scale's seeds) and on the counterexample (CPU, seconds;
-    `device` and `steps` do not matter: nothing trains)."""
-    seeds = list(o.seeds)
-    err = dict(projection=0., thm41=0., thm42=0., obs43=0., thm44=0.)
-    holds = dict.fromkeys(err, 0)                   # per statement: the random units on which it holds
-    units = fail41 = fail44 = neg41 = 0
-    true, corr, prin, ms = [], [], [], []
-    tol, tol42, lam = 1e-9, 1e-7, 1.7
-    for s in seeds:
-        for y, gamma, beta, f in _problems(n, s):
-            G, g = grad_through_bn(y, f, gamma, beta)
-            _, sigma, yh = bn_stats(y)
-            gg = (G**2).sum(0)
-            pairs = dict(projection=(G, bn_input_grad(y, g, gamma)), thm41=(gg, thm41_rhs(g, yh, gamma, sigma)),
-                         obs43=(bn_forward(y, *identity_affine(y)), y))
-            first, corr_term = thm42_terms(y, f, gamma, beta)
-            pairs['thm42'] = (thm42_lhs(y, f, gamma, beta), first - corr_term, (first.abs() + corr_term.abs()).max())
-            gh = max_weight_grad_sq(G, lam)
-            pairs['thm44'] = (gh, thm44_rhs(g, yh, gamma, sigma, lam))
-            for k, p in pairs.items():
-                err[k] = max(err[k], _rel(*p))
-                holds[k] += _units_within(*p[:2], tol42 if k == 'thm42' else tol, *p[2:])
-            p41 = thm41_rhs(g, yh, gamma, sigma, printed=True)
-            fail41 += int((p41 < gg*(1 - 1e-9)).sum())
-            neg41 += int((p41 < 0).sum())
-            fail44 += int((gh > thm44_rhs(g, yh, gamma, sigma, lam, printed=True)*(1 + 1e-9) + 1e-300).sum())
-            units += y.shape[1]
-            true += gg.tolist()
-            corr += thm41_rhs(g, yh, gamma, sigma).tolist()
-            prin += p41.tolist()
-            ms += [y.shape[0]]*y.shape[1]
-    cx = _counterexample()
-    checks = [
-        Check('projection', 'the gradient through BN is the projection (gamma/sigma) P g: max rel. error', err['projection'], '<', tol),
-        Check('thm41-printed', f"Theorem 4.1 as printed (1/sqrt(m)) holds: fraction of {units} random units violating it "
-              f"(counterexample y=(-1,-1,1,1), L=z_4: {cx['true']:.3g} > {cx['printed41']:.3g})", fail41/units, '<=', 0),
-        Check('thm41-1/m', 'Theorem 4.1 with 1/m holds, as an equality: max rel. error', err['thm41'], '<', tol),
-        Check('thm42', 'Theorem 4.2 holds, as an equality: max rel. error', err['thm42'], '<', tol42),
-        Check('obs43', 'Observation 4.3: gamma = sigma, beta = mu gives back the un-normalized output: max rel. error', err['obs43'], '<', tol),
-        Check('thm44-printed', f"Theorem 4.4 as printed holds: fraction of {units} random units violating it at lambda 1.7 "
-              f"(counterexample at lambda 1: {cx['g_hat']:.3g} > {cx['printed44']:.3g})", fail44/units, '<=', 0),
-        Check('thm44-corrected', 'Theorem 4.4 corrected (g_j = lambda^2 ||g||^2, lambda^2 m mu_g^2, lambda^2/m <g, y_hat>^2) '
-              'holds, as an equality: max rel. error', err['thm44'], '<', tol)]
-    data = dict(errors=err, units=units, violations=dict(thm41_printed=fail41, thm44_printed=fail44), counterexample=cx,
-                paper=dict(thm41='coefficient 1/sqrt(m), inequality', thm44='g_j^2 - m mu_g^2 - lambda^2 <g, y_hat>^2'),
-                holds=holds | dict(thm41_printed=units - fail41, thm44_printed=units - fail44), negative41=neg41, lam44=lam,
-                lemma45=lemma45_numbers(*lemma45_problem()))
+    """Section 4 on `n` random float64 problems per seed and on the counterexample (CPU, seconds; `device` and `steps`
+    do not matter: nothing trains). The summary and the figure read the scale's seeds; `data['per_seed']` the effect seeds."""
+    from bn_course.effects import effect_seeds
+    seeds, eff = list(o.seeds), list(effect_seeds('theory', scale=o.scale.name))
+    P = {s: [_check_problem(*p) for p in _problems(n, s)] for s in dict.fromkeys(seeds + eff)}
+    fig = [p for s in seeds for p in P[s]]
+    err = {k: max(p[k] for p in fig) for k in ('projection', 'thm41', 'thm42', 'obs43', 'thm44')}
+    u = {k: sum((p[k] for p in fig), []) for k in ('true', 'corr', 'prin', 'm')}
+    units, fail41, fail44 = len(u['m']), sum(p['bad41'] for p in fig), sum(p['bad44'][LAMS.index(1.7)] for p in fig)
+    cx, stats = _counterexample(), [_seed_stats(P[s], s) for s in eff]
+    data = dict(errors=err, units=units, units41=u, counterexample=cx, n=n, lam44=1.7, effect_seeds=eff,
+                per_seed={k: [st[k] for st in stats] for k in stats[0]})
     why = (f"the paper's printed statements, not BatchNorm: printed Theorem 4.1 fails on {fail41} and printed 4.4 on {fail44} of {units} "
            f"random units (and on a 4-unit counterexample), while 4.1 with 1/m and the corrected 4.4 hold as equalities to "
            f"{max(err['thm41'], err['thm44']):.0e}") if fail41 or fail44 else ''
-    return ClaimResult('theory', o.scale.name, seeds, checks, data=data, plots=[_theory_figure(true, corr, prin, ms)], why=why,
+    return ClaimResult('theory', o.scale.name, seeds, [], data=data, plots=[_theory_figure(u, seeds)], why=why,
                 summary=(f"{units} random units: projection, Thm 4.1 (1/m), 4.2, Obs 4.3 and corrected 4.4 hold to "
                          f"{max(err.values()):.0e}; printed 4.1 fails on {fail41}, printed 4.4 on {fail44}; counterexample "
                          f"{cx['true']:.2g} > {cx['printed41']:.2g} (4.1), {cx['g_hat']:.2g} > {cx['printed44']:.2g} (4.4). "
                          f"Lemma 4.5 (needs a bias): see 14_theory"))
 
 # %% ../../nbs/14_theory_lib.ipynb #d6c530a3
-def _fails_on(v: int, units: int) -> str:
-    "How many of `units` random units a printed statement fails on, as a sentence says it."
-    return f'every one of the {units}' if v == units else f'{v} of the {units}'
+_NAMES = {'4.1': 'Theorem 4.1', '4.2': 'Theorem 4.2', '4.3': 'Observation 4.3', '4.4': 'Theorem 4.4', '4.5': 'Lemma 4.5'}
 
-def _equality_text(c: Check, k: int, units: int) -> str:
-    "What an equality check found: it holds on all units within its bar, or misses the bar on some."
-    err, bar = num_text(c.value, '.0e'), num_text(c.threshold, '.0e')
-    if c.passed: return f"holds as an equality on all {units} units (largest relative error {err}, bar {bar})"
-    return f"misses its bar of {bar} relative on {units - k} of the {units} units (largest relative error {err})"
+def section4_effects(res: ClaimResult, which: str) -> list:
+    """Section 4 as `Effect`s over the effect seeds (`res.data['per_seed']`). `which`: 'printed' (each statement as the problems
+    it fails on; Lemma 4.5, its bound's excess), 'corrected' (log10 of each equality's largest error), or why '4.1', '4.4', '4.5' fail."""
+    d, n, lam = res.data['per_seed'], res.data['n'], res.data['lam44']
+    fails = lambda i, what, v: Effect(i, f"{_NAMES[i[:3]]} as printed{what}: problems of {n} on which it fails", v, 0.5, '<')
+    err = lambda i, what, k, bar=-9.: Effect(i, f"{_NAMES[i[:3]]} {what}: log10 of its largest relative error", d[k], bar, '<')
+    lemma = lambda k, what: Effect('4.5', f"Lemma 4.5 {what}: squared distance to the closest BN optimum minus the bound, "
+                                          "/ ||W*||^2", d[f'excess_{k}'], 1e-9, '<')
+    ratio = lambda k, what: Effect(k, f"Theorem 4.1's printed right side / ||G||^2, median over a seed's {what}", d[k], 1 - 1e-9, '>')
+    grad = lambda k, what: Effect(f'grad-{k}', f"Lemma 4.5, {what}: the BN loss's gradient norm at W*", d[f'grad_{k}'], 1e-6, '<')
+    E = {'printed': lambda: [fails('4.1', ' (1/sqrt(m))', d['fail41']), fails('4.2', ' (<=)', d['fail42']),
+                             fails('4.3', '', d['fail43']), fails('4.4', f' at lambda {lam:g}', [f[LAMS.index(lam)] for f in d['fail44']]),
+                             lemma('nobias', "as printed, in the paper's bias-free y = Wx")],
+         'corrected': lambda: [err('4.1', 'with 1/m, an equality', 'log_thm41'), err('4.2', 'as an equality', 'log_thm42', -7.),
+                               err('4.4', f'corrected, an equality at lambda {lam:g}', 'log_thm44'),
+                               lemma('bias', 'with a bias in the un-normalized network')],
+         '4.1': lambda: [ratio('ratio41', 'units'), ratio('ratio41_big', 'units with m >= 32'),
+                        err('4.1', 'with 1/m in place of 1/sqrt(m), an equality', 'log_thm41')],
+         '4.4': lambda: [fails(f'4.4-{l:g}', f' at lambda {l:g}', [f[i] for f in d['fail44']]) for i, l in enumerate(LAMS)]
+                        + [err('4.4-all', 'corrected, an equality at every lambda', 'log_thm44_all')],
+         '4.5': lambda: [grad('bias', 'with a bias'), grad('nobias', "bias-free (the paper's y = Wx)")]}
+    if which not in E: raise ValueError(f"no effects {which!r}; choose one of {', '.join(E)}")
+    return E[which]()
 
-def _printed_text(c: Check, v: int, units: int, neg: int = 0) -> str:
-    "What a printed inequality did on the random units: held on all, or failed on `v` (and was negative on `neg`)."
-    if c.passed: return f"held on all {units} units here"
-    return (f"fails on {_fails_on(v, units)} units"
-            + (f", and on {neg} of them its right side is negative (a negative bound on a squared norm)" if neg else ''))
-
-def _lemma_text(lm: dict) -> str:
-    "Lemma 4.5 on the small regression: with a bias (realised or not), without one (fails or holds)."
-    s = (rf"with a bias in the un-normalized network the gain is realised exactly (squared distance {lm['d_std']:.4g} "
-         rf"to $W^*$, {lm['d_bn']:.4g} to the closest BN optimum, gain {lm['gain']:.4g})" if lm['realised'] else
-         rf"with a bias the gain is *not* realised (squared distance {lm['d_std']:.4g} to $W^*$, {lm['d_bn']:.4g} to the "
-         rf"closest BN optimum, gain {lm['gain']:.4g})")
-    bound = num_text(abs(lm['bound']) if abs(lm['bound']) < 1e-12 else lm['bound'], '.3g')
-    return s + (rf"; in the paper's bias-free setting ($y = Wx$) with uncentred inputs it fails: from $W_0 = W^*$ the "
-                rf"bound is {bound}, yet the closest BN optimum lies at squared distance {lm['dist']:.3g} (the BN loss's "
-                rf"gradient at $W^*$ has norm {lm['grad']:.3g})" if lm['fails'] else
-                rf"; in the bias-free setting it holds here too (bound {bound}, squared distance {lm['dist']:.3g})")
+def _names(es) -> str: return seeds_text([_NAMES[e.id] for e in es], 's')
 
 def reading(res: ClaimResult) -> Markdown:
-    "The paragraphs under the `theory` claim's figure, from `res` alone: the verdict, then each statement of Section 4."
-    d, u = res.data, res.data['units']
-    h, vi, cx = d['holds'], d['violations'], d['counterexample']
-    out = [f"**Section 4 as printed {verdict_words(res.verdict)}**, on {u} random units "
-           f"(float64, seed{'s' if len(res.seeds) > 1 else ''} {seeds_text(res.seeds, 'd')}): {held_text(res.checks)}."]
-    s = (r"**Theorem 4.1** (the loss is more Lipschitz in $y$). With coefficient $\frac1m$ it "
-         + _equality_text(res.check('thm41-1/m'), h['thm41'], u) + r". As printed, with $\frac{1}{\sqrt m}$, it "
-         + _printed_text(res.check('thm41-printed'), vi['thm41_printed'], u, d['negative41']))
-    out.append(s + (rf"; on $y=(-1,-1,1,1)$ with $L = z_4$ it claims $\Vert\nabla_y\hat L\Vert^2 \le {cx['printed41']:g}$ while "
-                    rf"the true value is {cx['true']:g}." if cx['true'] > cx['printed41'] else
-                    "; the 4-sample counterexample does not separate the two here."))
-    c = res.check('thm42')
-    out.append(r"**Theorem 4.2** (curvature along the gradient) " + _equality_text(c, h['thm42'], u)
-               + (r": the BN loss's curvature along its gradient is exactly $\frac{\gamma^2}{\sigma^2}G^\top HG - "
-                  r"\frac{\gamma}{m\sigma^2}\langle g,\hat y\rangle\Vert G\Vert^2$, so the correction lowers it exactly when "
-                  r"$\partial L/\partial\gamma = \langle g,\hat y\rangle > 0$." if c.passed else "."))
-    c = res.check('obs43')
-    out.append(r"**Observation 4.3** (no minimum is lost): $\gamma=\sigma$, $\beta=\mu$ "
-               + (f"gives back the un-normalized output on all {u} units (largest relative error {num_text(c.value, '.0e')})."
-                  if c.passed else f"misses the un-normalized output on {u - h['obs43']} of the {u} units (largest "
-                  f"relative error {num_text(c.value, '.0e')}, bar {num_text(c.threshold, '.0e')})."))
-    s = (rf"**Theorem 4.4** (the worst case over inputs $\Vert X\Vert \le \lambda$). As printed, at $\lambda = {d['lam44']:g}$, it "
-         + _printed_text(res.check('thm44-printed'), vi['thm44_printed'], u))
-    s += (rf" (at $\lambda = 1$ on the counterexample it claims $\hat g \le {cx['printed44']:g}$ while $\hat g = {cx['g_hat']:g}$)"
-          if cx['g_hat'] > cx['printed44'] else '')
-    out.append(s + r". Corrected ($g_j = \lambda^2\Vert g\Vert^2$, $\lambda^2 m\mu_g^2$, $\frac{\lambda^2}{m}\langle g,\hat y\rangle^2$), it "
-               + _equality_text(res.check('thm44-corrected'), h['thm44'], u)
-               + ", for the worst input with the output-side gradient held fixed, which is what the proof maximises over.")
-    out.append(r"**Lemma 4.5** (a shorter way from initialization) is not among the checks; on the two-input regression, "
-               + _lemma_text(d['lemma45']) + ".")
+    """What the figures show, from `res` alone: Theorem 4.1's figure, panel (a) then (b); which printed statements hold
+    and which fail (`section4_effects`' words); which hold only in the course's corrected form; the counterexample."""
+    from scipy.stats import spearmanr
+    u = {k: np.asarray(v, float) for k, v in res.data['units41'].items()}
+    rp, dc = u['prin']/u['true'], np.abs(u['corr']/u['true'] - 1)
+    below, neg, dp = float(np.mean(rp < 1 - 1e-9)), float(np.mean(rp < 0)), np.abs(rp - 1)
+    out = [rf"**The Theorem 4.1 figure.** Panel (a), the {len(rp)} random units of seed{'s' if len(res.seeds) > 1 else ''} "
+           rf"{seeds_text(res.seeds, 'd')}: the corrected right side ($\frac1m$) lies on the diagonal, while the printed one "
+           rf"($\frac{{1}}{{\sqrt m}}$) lies below it on {'every unit' if below == 1 else f'{below:.1%} of the units'}; its ratio to "
+           rf"$\Vert G\Vert^2$ runs from {rp.min():.3g} to {rp.max():.3g} (median {np.median(rp):.3g})"
+           + (f", below zero on {neg:.1%} of the units." if neg else "."),
+           rf"Panel (b), over batch sizes {int(u['m'].min())} to {int(u['m'].max())}: the corrected side's relative distance "
+           rf"from the truth is at most {dc.max():.1e} (float64 rounds at 2.2e-16); the printed side's runs from "
+           rf"{dp.min():.2g} to {dp.max():.3g}, with a rank correlation of {spearmanr(u['m'], dp)[0]:.2f} with $m$."]
+    printed, corrected = section4_effects(res, 'printed'), section4_effects(res, 'corrected')
+    word, W = {e.id: e.word for e in printed}, r'$\Vert W^*\Vert^2$'
+    held, failed = [e for e in printed if e.word == 'supported'], [e for e in printed if e.word == 'contradicted']
+    how = lambda e: (_NAMES[e.id] + (f" by {e.estimate:.3g} of {W}" if e.id == '4.5' else f" on {e.estimate:.3g} problems of "
+                     f"{res.data['n']} per seed") + f" (95% interval {e.interval[0]:.3g} to {e.interval[1]:.3g})")
+    rel = lambda e: (f"with its bound met to {max(map(abs, e.values)):.1e} of {W}" if e.id == '4.5' else
+                     f"to a relative error of {10**max(e.values):.0e}")
+    mx = max([max(e.values) for e in held], default=0)
+    if held: out.append(f"**As printed, {_names(held)} hold{'s' if len(held) == 1 else ''}**: {'it' if len(held) == 1 else 'each'} fails on "
+                        + (f"none of the {res.data['n']} problems of any of the {len(held[0].values)} seeds." if mx == 0 else f"at most {mx:.0f} of a seed's {res.data['n']} problems."))
+    if failed: out.append(f"**As printed, {_names(failed)} fail{'s' if len(failed) == 1 else ''}**: " + '; '.join(map(how, failed)) + '.')
+    only = [e for e in corrected if e.word == 'supported' and word[e.id] != 'supported']
+    if only: out.append(f"**Only in the course's corrected form do {_names(only)} hold**: " +
+                        '; '.join(f"{e.statement.split(':')[0]} {rel(e)} on every seed" for e in only) + '.')
+    cx = res.data['counterexample']
+    if cx['true'] > cx['printed41']:
+        out.append(rf"The smallest case, $y=(-1,-1,1,1)$ with $L = z_4$: printed 4.1 claims $\Vert G\Vert^2 \le {cx['printed41']:g}$, "
+                   rf"the truth is {cx['true']:g}" + (rf"; printed 4.4 at $\lambda = 1$ claims $\hat g \le {cx['printed44']:g}$ while "
+                   rf"$\hat g = {cx['g_hat']:g}$." if cx['g_hat'] > cx['printed44'] else '.'))
     return prose('\n\n'.join(out))
-
-# %% ../../nbs/14_theory_lib.ipynb #87505502
-def holds_table(res: ClaimResult) -> Markdown:
-    """Each statement of Section 4, as printed and as corrected: on how many of the claim's random units it holds,
-    and the largest relative error of the equalities (from `res` alone)."""
-    d, u = res.data, res.data['units']
-    h, e = d['holds'], d['errors']
-    err = lambda k: f"{e[k]:.0e}"
-    rows = [('gradient through BN', r'$\nabla_y\hat L = \frac{\gamma}{\sigma}Pg$ (used by the proofs)', h['projection'], err('projection')),
-            ('Theorem 4.1', r'printed: $\le$, coefficient $\frac{1}{\sqrt m}$', h['thm41_printed'],
-             f"right side negative on {d['negative41']} units"),
-            ('Theorem 4.1', r'corrected: $=$, coefficient $\frac1m$', h['thm41'], err('thm41')),
-            ('Theorem 4.2', r'printed $\le$ (first form); holds with $=$', h['thm42'], err('thm42')),
-            ('Observation 4.3', r'$\gamma = \sigma$, $\beta = \mu$ gives back $y$', h['obs43'], err('obs43')),
-            ('Theorem 4.4', rf"printed, at $\lambda = {d['lam44']:g}$", h['thm44_printed'], ''),
-            ('Theorem 4.4', r'corrected: $=$', h['thm44'], err('thm44'))]
-    return prose('\n'.join(['| statement | form | holds on | of units | largest rel. error |', '|---|---|---|---|---|']
-                           + [f"| {s} | {f} | {k} / {u} | {k/u:.1%} | {x} |" for s, f, k, x in rows]))
-
-def errata_table(res: ClaimResult) -> Markdown:
-    """Where the printed statements fail, on one case each: the counterexample y = (-1, -1, 1, 1), L = z_4 for Theorems
-    4.1 and 4.4 (at lambda 1), and the small regression for Lemma 4.5; each claims `measured <= bound`."""
-    cx, lm = res.data['counterexample'], res.data['lemma45']
-    word = lambda ok: 'holds' if ok else '**fails**'
-    rows = [('Theorem 4.1', r'$y=(-1,-1,1,1)$, $L=z_4$', r'$\Vert\nabla_y\hat L\Vert^2$', cx['true'], cx['printed41'], cx['corrected41']),
-            ('Theorem 4.4', r'same, $\lambda = 1$', r'$\hat g_j$', cx['g_hat'], cx['printed44'], cx['corrected44']),
-            ('Lemma 4.5', r'with a bias, $W_0 = (2, 0.5)$', r'$\Vert W_0 - \hat W^*\Vert^2$', lm['d_bn'], lm['d_std'] - lm['gain'], None),
-            ('Lemma 4.5', r'no bias (the paper), $W_0 = W^*$', r'$\Vert W_0 - \hat W^*\Vert^2$', lm['dist'], lm['bound'], None)]
-    holds = [cx['true'] <= cx['printed41']*(1 + 1e-9), cx['g_hat'] <= cx['printed44']*(1 + 1e-9), lm['realised'], not lm['fails']]
-    num = lambda x: '' if x is None else num_text(0. if abs(x) < 1e-12 else x, '.4g')
-    return prose('\n'.join(['| statement | case | measured | value | bound as printed | corrected | as printed |',
-                            '|---|---|---|---|---|---|---|']
-                           + [f"| {s} | {c} | {m} | {num(v)} | {num(p)} | {num(k)} | {word(ok)} |"
-                              for (s, c, m, v, p, k), ok in zip(rows, holds)]))
