@@ -9,91 +9,76 @@ import torch
 from torch import nn
 import matplotlib.pyplot as plt
 
-from . import claim
+from . import claim, PRIMARY, effects_forest, effects_lines
 from ..store import grid_runs, Options, options
 from ..setups import get_scale
-from ..checks import Check, ClaimResult, learns_check, prose, seeds_text, num_text, verdict_words, held_text
-from ..measures import final_acc, final_test_acc, steps_to, worst, drifts, ratio, run_moments, final_loss
+from ..checks import ClaimResult, Effect, prose, seeds_text
+from ..measures import (CHANCE, final_acc, final_test_acc, late_train_acc, steps_to, worst, drifts, ratio,
+                                run_moments, final_loss)
 from ..probes import moment_changes
 from ..train import accuracy
-from ..plots import NORM_STYLE, norm_label, norm_colors, plot_curves, plot_percentiles, plot_readings, grid
-from ..smoothness import counted
+from ..plots import NORM_STYLE, norm_label, norm_colors, plot_curves, plot_percentiles, grid
 
 # %% auto #0
-__all__ = ['PAPER', 'LR', 'LAYERS', 'NORMS', 'LEVEL', 'FIG8', 'SCALE_FREE', 'FIG8_TEX', 'NOISE_SIZES', 'READINGS', 'study',
-           'training_checks', 'plot_training', 'training_result', 'noisy_bn_training', 'moment_stats', 'layer_stats',
-           'moment_series', 'moment_table', 'moment_ratios', 'moment_checks', 'moments_why', 'plot_fig2_right',
-           'plot_moment_changes', 'variance_growth', 'moments_result', 'noisy_bn_moments', 'moment_readings',
-           'plot_moments_why', 'noise_scale', 'noise_sweep', 'activation_scale', 'plot_noise_sweep', 'sweep_accuracy',
-           'noise_why', 'scale_ratio', 'plot_noise_why', 'noise_checks', 'noise_result', 'noise_without_bn',
-           'logit_signal_to_noise', 'batch_stats_accuracy', 'reestimated_accuracy', 'reading']
+__all__ = ['PAPER', 'LR', 'LAYERS', 'NORMS', 'LEVEL', 'FIG8', 'SCALE_FREE', 'NOISE_SIZES', 'READINGS', 'study', 'plot_training',
+           'run_numbers', 'training_result', 'noisy_bn_training', 'moment_stats', 'layer_stats', 'moment_series',
+           'moment_table', 'moment_ratios', 'moments_why', 'plot_fig2_right', 'plot_moment_changes', 'variance_growth',
+           'moments_result', 'noisy_bn_moments', 'moments_why_effects', 'noise_scale', 'noise_sweep',
+           'activation_scale', 'noise_why', 'plot_noise_why', 'noise_why_effects', 'stays_at_chance', 'noise_result',
+           'noise_without_bn', 'reestimated_accuracy', 'why_reading', 'reading']
 
 # %% ../../nbs/11_noisy_lib.ipynb #26fe7428
-PAPER = dict(dataset='CIFAR-10', steps=15_000, lr=0.1, layers=(2, 9, 13),
-             noise=dict(n_mu=0.5, n_sigma=1.25, r_mu=0.1, r_sigma=0.1),
-             fig2_left='training accuracy: noisy BN nearly as good as BN, both above the standard net (curves only)',
-             fig2_right_fig8='layers #2, #9, #13: noisy BN has far larger step-to-step changes of mean and variance, '
-                             'and drift from step 0, than the standard net and BN',
-             noise_without_bn='the same noise in the standard network stops it from training (text only)')
+PAPER = dict(dataset='CIFAR-10', steps=15_000, lr=0.1, layers=(2, 9, 13),     # Fig 2 and Fig 8: curves only, no numbers
+             noise=dict(n_mu=0.5, n_sigma=1.25, r_mu=0.1, r_sigma=0.1))
 
 LR, LAYERS = PAPER['lr'], PAPER['layers']
 NORMS = ('none', 'batch', 'noisy', 'noise')       # standard, BatchNorm, noisy BatchNorm, standard + noise
 
 def study(o: Options | None = None, norms=NORMS, **settings) -> dict:
     "The store's VGG runs at lr 0.1 of each of `norms` (some of `NORMS`) and `seeds`: `{norm: [Run per seed]}` and the settings."
-    bad = [n for n in norms if n not in NORMS]
-    if bad: raise ValueError(f"unknown network(s) {bad}; choose from {list(NORMS)}")
     return grid_runs('vgg', norms, LR, o, **settings)
 
 # %% ../../nbs/11_noisy_lib.ipynb #20a55391
 LEVEL = 0.5                     # training accuracy whose first crossing measures speed (chance: 0.1)
 
-def training_checks(st: dict) -> list[Check]:
-    "Fig 2 left's checks on a study with the `none`, `batch` and `noisy` runs."
-    runs = st['runs']
-    acc = {n: np.mean([final_acc(r.history) for r in runs[n]]) for n in ('batch', 'noisy')}   # NaN if a seed diverged
-    t = {n: [steps_to(r.history, LEVEL) for r in runs[n]] for n in ('none', 'noisy')}
-    return [*(learns_check('vgg', n, st['runs'][n], label=norm_label(n)) for n in ('none', 'batch', 'noisy')),
-            Check('noisy-near-bn', 'noisy BN trains nearly as well as BN: seed-mean final training accuracy noisy BN - BN',
-                  acc['noisy'] - acc['batch'], '>=', -0.10),
-            Check('noisy-faster-than-standard', f'noisy BN reaches {LEVEL:.0%} training accuracy sooner than the standard '
-                  'net: steps of the slowest noisy-BN seed / of the fastest standard seed',
-                  ratio(max(t['noisy']), min(t['none'])), '<', 1)]
+def _band_legend(where, handles, labels, n: int, **kw):
+    "A legend on `where` (axes or figure) titled with what the bands are, min-max of `n` seeds (`plot_seeds` says only '(n seeds)')."
+    where.legend(handles, [l.replace(f' ({n} seeds)', '') for l in labels], title_fontsize='small',
+                 title=f'seed mean, band: min-max of {n} seeds' if n > 1 else None, **kw)
 
 # %% ../../nbs/11_noisy_lib.ipynb #3515deda
-def plot_training(st: dict, smooth_window: int = 50) -> plt.Figure:
-    "Fig 2 left: training accuracy and loss of each network of the study against the step, seeds as bands."
-    fig, axs = grid(2, ncols=2, size=(5.2, 3.6), title=f"Fig 2 left: training with noisy BatchNorm, lr {st['lr']:g}, {st['scale']} scale")
+def plot_training(st: dict, smooth_window: int = 50, title: str = '') -> plt.Figure:
+    "Fig 2 left: training accuracy and loss of the study's networks per step, seed mean and min-max band; titled by what it holds."
+    what = 'Fig 2 left: training with noisy BatchNorm' if 'noisy' in st['runs'] else "Sec 3.1: the standard VGG with and without noisy BN's noise"
+    fig, axs = grid(2, ncols=2, size=(5.2, 3.6), title=title or f"{what}, lr {st['lr']:g}, {st['scale']} scale")
     for ax, key, yl in ((axs[0], 'acc', 'training accuracy'), (axs[1], 'loss', 'training loss')):
         for n, rs in st['runs'].items():
             plot_curves({norm_label(n): [getattr(r.history, key) for r in rs]}, ax=ax, smooth_window=smooth_window,
                         colors=norm_colors(), ls=NORM_STYLE[n]['ls'], title=yl, ylabel=f'{yl} ({smooth_window}-step mean)')
+        if key == 'loss': ax.axhline(math.log(10), color='gray', ls=':', lw=1, label='chance (ln 10)')
+        _band_legend(ax, *ax.get_legend_handles_labels(), len(st['seeds']), fontsize='small')
     axs[0].set_ylim(0, 1)
-    axs[1].axhline(math.log(10), color='gray', ls=':', lw=1)
-    axs[1].text(st['steps'] / 2, math.log(10), 'chance (ln 10)', va='bottom', ha='center', fontsize=8)
     fig.tight_layout()
     plt.close(fig)
     return fig
 
 # %% ../../nbs/11_noisy_lib.ipynb #3c749092
-def _per_seed(st: dict, f) -> dict:
-    return {n: [f(r.history) for r in rs] for n, rs in st['runs'].items()}
-
 def _final_loss(h) -> float: return final_loss(h, diverged=math.inf)
+
+def run_numbers(st: dict) -> dict:
+    "Per network, per seed: final (last 20 steps) and last-quarter training accuracy, final test accuracy and loss, steps to 20% and 50%."
+    fs = dict(train_acc=final_acc, late_acc=late_train_acc, test_acc=final_test_acc, train_loss=_final_loss,
+              steps_to_20=lambda h: steps_to(h, 0.2), steps_to_50=lambda h: steps_to(h, LEVEL))
+    return dict(lr=st['lr'], steps=st['steps'], paper=PAPER) | {k: {n: [f(r.history) for r in rs] for n, rs in st['runs'].items()} for k, f in fs.items()}
 
 def training_result(st: dict) -> ClaimResult:
     "The `ClaimResult` of noisy-bn-training on a study with (at least) the `none`, `batch` and `noisy` runs."
-    data = dict(lr=st['lr'], steps=st['steps'], paper=PAPER, train_acc=_per_seed(st, final_acc),
-                test_acc=_per_seed(st, final_test_acc), train_loss=_per_seed(st, _final_loss),
-                steps_to_50=_per_seed(st, lambda h: steps_to(h, LEVEL)),
-                diverged_at=_per_seed(st, lambda h: h.diverged_at))
-    a = {n: np.mean(v) for n, v in data['train_acc'].items()}
-    summary = (f"final training accuracy after {st['steps']} steps, lr {st['lr']:g}, seed mean: "
-               + ', '.join(f'{norm_label(n)} {a[n]:.0%}' for n in st['runs'])
-               + "; steps to 50%: " + ', '.join(f"{norm_label(n)} {'/'.join(f'{x:g}' for x in data['steps_to_50'][n])}"
-                                                for n in ('none', 'batch', 'noisy'))
+    data = run_numbers(st)
+    a, t = {n: np.mean(v) for n, v in data['train_acc'].items()}, data['steps_to_50']
+    summary = (f"final training accuracy after {st['steps']} steps, lr {st['lr']:g}, seed mean: " + ', '.join(f'{norm_label(n)} {a[n]:.0%}' for n in st['runs'])
+               + "; steps to 50%: " + ', '.join(f"{norm_label(n)} {'/'.join(f'{x:g}' for x in t[n])}" for n in ('none', 'batch', 'noisy'))
                + " (paper, CIFAR-10, 15k steps: noisy BN close to BN, both above standard; curves only)")
-    return ClaimResult('noisy-bn-training', st['scale'], st['seeds'], training_checks(st), summary, data,
+    return ClaimResult('noisy-bn-training', st['scale'], st['seeds'], [], summary, data,
                        [r for rs in st['runs'].values() for r in rs], [plot_training(st)])
 
 @claim('noisy-bn-training', 'Fig 2 left',
@@ -110,8 +95,7 @@ SCALE_FREE = {'rel_d_mean': '|mean(t+1) - mean(t)| / pooled sd', 'rel_d_var': '|
               'drift': '|mean(t) - mean(0)| / pooled sd', 'spread': '|log(sd(t) / sd(0))|'}
 
 def moment_stats(means, vars) -> dict:
-    """One unit's Fig 8 measures averaged over its steps (`FIG8`, from `moment_changes`) and the scale-free ones
-    (`SCALE_FREE`): `rel_d_mean` = d_mean / pooled sd, `rel_d_var` = d_var / mean variance, `drift`, `spread` from `drifts`."""
+    "One unit's Fig 8 measures averaged over its steps (`FIG8`, from `moment_changes`) and the scale-free ones (`SCALE_FREE`, `drifts`)."
     m, v = np.asarray(means, float), np.asarray(vars, float)
     if not len(m): return {k: math.nan for k in (*FIG8, *SCALE_FREE)}      # nothing recorded
     c = moment_changes(m, v)
@@ -140,38 +124,22 @@ def moment_table(st: dict, norms=('none', 'batch', 'noisy')) -> dict:
 
 def moment_ratios(table: dict, keys=FIG8, others=('none', 'batch')) -> dict:
     "`{'#k-key': worst noisy-BN seed / largest seed of the `others` networks}` for each layer and measure in `keys`."
-    out = {}
-    for k in LAYERS:
-        for key in keys:
-            ours = [s[key] for s in table['noisy'][k]]
-            others_ = [s[key] for n in others for s in table[n][k]]
-            out[f'#{k}-{key}'] = ratio(worst(ours), worst(others_, low_is_bad=False))
-    return out
-
-def moment_checks(st: dict) -> list[Check]:
-    "Fig 8's 12 checks: each measure at each layer at least twice as large with noisy BN (worst seed / largest other seed)."
-    r = moment_ratios(moment_table(st))
-    return [Check(f'#{k}-{key}', f'layer #{k}: {what} far larger with noisy BN: worst noisy-BN seed / largest '
-                  'standard or BN seed', r[f'#{k}-{key}'], '>=', 2) for k in LAYERS for key, what in FIG8.items()]
+    return {f'#{k}-{q}': ratio(worst([s[q] for s in table['noisy'][k]]), worst([s[q] for n in others for s in table[n][k]], low_is_bad=False))
+            for k in LAYERS for q in keys}
 
 def moments_why(table: dict, bar: float = 2) -> str:
-    "One line: in how many of Fig 8's 12 readings noisy BN's moments move at least `bar` times more, under four ways of reading them."
+    "The verdict box's line: where noisy BN's moments move at least `bar` times more, under four ways of reading Fig 8's 12 ratios."
     n = lambda keys, others: sum(v >= bar for v in moment_ratios(table, keys, others).values())
     return (f"how the moments are read: noisy BN's change is at least {bar:g}x the other's in {n(FIG8, ('none', 'batch'))} of 12 readings "
             f"against the larger of standard and BN (the checks), {n(FIG8, ('none',))} against the standard network alone, "
             f"{n(FIG8, ('batch',))} against BN alone, and {n(SCALE_FREE, ('none', 'batch'))} in scale-free units (the unit's own spread)")
 
 # %% ../../nbs/11_noisy_lib.ipynb #c827e79a
-FIG8_TEX = {'d_mean': r'$|\mu_{t+1} - \mu_t|$', 'd_var': r'$|\sigma^2_{t+1} - \sigma^2_t|$',
-            'drift_mean': r'$|\mu_t - \mu_0|$', 'drift_var': r'$|\sigma^2_t - \sigma^2_0|$'}   # Fig 8's axes
-
 def plot_fig2_right(st: dict, seed_index: int = 0) -> plt.Figure:
-    """Fig 2 right: the spread over the batch of the first sampled activation at each of `LAYERS` over training, for the
-    standard, BN and noisy-BN VGG: median, 25-75% and 5-95% bands; one row per layer, the same axes along a row."""
+    "Fig 2 right: the first sampled activation of each of `LAYERS` over training per network: median, 25-75% and 5-95% of the batch."
     nets, seed = ('none', 'batch', 'noisy'), st['seeds'][seed_index]
     fig, axs = grid(3*len(LAYERS), ncols=3, size=(3.3, 2.1), sharex=True, sharey='row',
-                    title=f"Fig 2 right: one random activation per layer over training, seed {seed} "
-                          "(median, 25-75% and 5-95% of the batch)")
+                    title=f"Fig 2 right: one random activation per layer over training, seed {seed} (median, 25-75% and 5-95% of the batch)")
     for i, k in enumerate(LAYERS):
         for j, n in enumerate(nets):
             r, ax = st['runs'][n][seed_index], axs[3*i + j]
@@ -183,7 +151,7 @@ def plot_fig2_right(st: dict, seed_index: int = 0) -> plt.Figure:
     return fig
 
 def plot_moment_changes(st: dict, smooth_window: int = 50, title: str = '') -> plt.Figure:
-    "Fig 8: rows = the four measures of `FIG8`, columns = `LAYERS`, one colour per network, seeds as bands, log y shared along a row."
+    "Fig 8: rows = the four measures of `FIG8`, columns = `LAYERS`, one colour per network, seed mean and min-max band, log y shared along a row."
     fig, axs = grid(4*len(LAYERS), ncols=len(LAYERS), size=(3.4, 2.0), title=title, sharex=True, sharey='row')
     for i, key in enumerate(FIG8):
         for j, k in enumerate(LAYERS):
@@ -193,11 +161,12 @@ def plot_moment_changes(st: dict, smooth_window: int = 50, title: str = '') -> p
                 longest = max(ser, key=lambda s: len(s['steps']))       # a diverged seed stops early (padded with NaN)
                 plot_curves({norm_label(n): [s[key] for s in ser]}, x=longest['steps_d' if key.startswith('d_') else 'steps'],
                             ax=ax, smooth_window=smooth_window, colors=norm_colors(), ls=NORM_STYLE[n]['ls'], logy=True,
-                            ylabel=FIG8_TEX[key] if j == 0 else '', title=f'layer #{k}' if i == 0 else '',
+                            ylabel=FIG8[key] if j == 0 else '', title=f'layer #{k}' if i == 0 else '',
                             xlabel=r'training step $t$' if i == 3 else '')
             ax.get_legend().remove()
-    fig.legend(*axs[0].get_legend_handles_labels(), loc='lower center', ncol=len(st['runs']), fontsize='small', frameon=False)
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    _band_legend(fig, *axs[0].get_legend_handles_labels(), len(st['seeds']), loc='lower center', ncol=len(st['runs']),
+                 fontsize='small', frameon=False)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     plt.close(fig)
     return fig
 
@@ -209,55 +178,45 @@ def variance_growth(run, layer: int) -> float:
     return float(np.nanmean(v[-m:]) / np.nanmean(v[:m]))
 
 def moments_result(st: dict) -> ClaimResult:
-    """The `ClaimResult` of noisy-bn-moments: the 12 checks, every measure per network, layer and seed, the standard
-    network's `variance_growth` per layer (seed mean), and both figures."""
+    "The `ClaimResult` of noisy-bn-moments: every measure and `variance_growth` per network, layer and seed, and both figures."
     table = moment_table(st, [n for n in NORMS if n in st['runs']])
-    ratios, free = moment_ratios(table), moment_ratios(table, SCALE_FREE)
-    growth = {k: float(np.mean([variance_growth(r, k) for r in st['runs']['none']])) for k in LAYERS}
-    data = dict(lr=st['lr'], steps=st['steps'], layers=list(LAYERS), paper=PAPER, stats=table, ratio=ratios,
-                scale_free_ratio=free, growth=growth)
+    ratios = moment_ratios(table)
+    growth = {n: {k: [variance_growth(r, k) for r in rs] for k in LAYERS} for n, rs in st['runs'].items()}
+    data = dict(lr=st['lr'], steps=st['steps'], layers=list(LAYERS), paper=PAPER, stats=table, ratio=ratios, growth=growth)
     rat = lambda key: '/'.join(f"{ratios[f'#{k}-{key}']:.2g}" for k in LAYERS)
     summary = (f"noisy BN vs the larger of standard and BN (worst noisy seed / largest other seed, layers #2/#9/#13): "
                f"per-step |d mean| x{rat('d_mean')}, |d var| x{rat('d_var')}, drift of the mean x{rat('drift_mean')}, "
                f"of the variance x{rat('drift_var')} (paper: 'far larger', Fig 8)")
     plots = [plot_fig2_right(st), plot_moment_changes(st, title=f"Fig 8: moments of 4 random activations per layer, lr {st['lr']:g}, {st['scale']} scale")]
-    return ClaimResult('noisy-bn-moments', st['scale'], st['seeds'], moment_checks(st), summary, data,
-                       [r for rs in st['runs'].values() for r in rs], plots)
+    return ClaimResult('noisy-bn-moments', st['scale'], st['seeds'], [], summary, data,
+                       [r for rs in st['runs'].values() for r in rs], plots, why=moments_why(table))
 
 @claim('noisy-bn-moments', 'Fig 2 right, Fig 8',
        'With noisy BatchNorm the layer inputs are less stable than even the standard network\'s: at layers #2, '
        '#9, #13 the step-to-step changes of mean and variance and their drift from step 0 are far larger.')
 def noisy_bn_moments(o: Options) -> ClaimResult:
-    "Fig 2 right and Fig 8 from the moments of 4 random activations at layers #2, #9, #13 of the store's four VGGs; where it departs, four readings."
-    res = moments_result(study(o))
-    if not res.verdict.startswith('reproduced'): res.why = moments_why(res.data['stats'])
-    return res
+    "Fig 2 right and Fig 8 from the moments of 4 random activations at layers #2, #9, #13 of the store's four VGGs."
+    return moments_result(study(o))
 
 # %% ../../nbs/11_noisy_lib.ipynb #0a795bf0
-def moment_readings(res: ClaimResult) -> dict:
-    "Fig 8's 12 ratios (3 layers x 4 measures) under the four readings of `moments_why`: `{reading: [ratio per layer and measure]}`."
-    T = res.data['stats']
-    return {'vs the larger of standard and BN (the checks)': list(moment_ratios(T).values()),
-            'vs the standard network alone': list(moment_ratios(T, FIG8, ('none',)).values()),
-            'vs BN alone': list(moment_ratios(T, FIG8, ('batch',)).values()),
-            'scale-free, vs the larger': list(moment_ratios(T, SCALE_FREE).values())}
-
-def plot_moments_why(res: ClaimResult, bar: float = 2) -> plt.Figure:
-    "The ablation of noisy-bn-moments: the 12 ratios under each reading of `moment_readings`, against the checks' bar."
-    fig = plot_readings(moment_readings(res), bar=bar, title='Fig 8 ablation: noisy BN / other, 3 layers x 4 measures per row',
-                        xlabel=r'worst noisy-BN seed / largest other seed (the checks: $\geq 2$)')
-    plt.close(fig)
-    return fig
+def moments_why_effects(table: dict) -> list[Effect]:
+    "Why noisy-bn-moments differs, per seed of a `moment_table`: log(noisy BN / standard) in scale-free units; Fig 8's log(noisy BN / BN)."
+    seeds = range(len(table['noisy'][LAYERS[0]]))
+    lg = lambda q, o: np.array([np.mean([np.log(table['noisy'][k][i][q] / table[o][k][i][q]) for k in LAYERS]) for i in seeds])
+    with np.errstate(divide='ignore', invalid='ignore'): sf, bn = {q: lg(q, 'none') for q in SCALE_FREE}, np.mean([lg(q, 'batch') for q in FIG8], 0)
+    return [Effect('scale-free', 'mean over layers #2, #9, #13 and the four scale-free measures of log(noisy BN / standard)',
+                   np.mean(list(sf.values()), 0), 0., '>', scale='log'),
+            *(Effect(f'sf-{q}', f'{SCALE_FREE[q]}, noisy BN / standard, mean over layers #2, #9, #13', v, 0., '>', scale='log')
+              for q, v in sf.items()),
+            Effect('vs-bn', "mean over layers #2, #9, #13 and Fig 8's four measures of log(noisy BN / BN)", bn, 0., '>', scale='log')]
 
 # %% ../../nbs/11_noisy_lib.ipynb #95b75d3d
 NOISE_SIZES = (1, 4, 16)     # Algorithm 1's additive noise (n_mu, r_mu) times k, fixed before the runs
 
 def noise_scale(k: float, scale='cpu'):
     "`scale` whose 'noise' VGG has Algorithm 1's additive noise times `k` (the multiplicative part unchanged)."
-    s = get_scale(scale)
-    if k == 1: return s
-    n = PAPER['noise']
-    return replace(s, vgg={**s.vgg, 'norm_kw': dict(n_mu=n['n_mu']*k, r_mu=n['r_mu']*k)})
+    s, n = get_scale(scale), PAPER['noise']
+    return s if k == 1 else replace(s, vgg={**s.vgg, 'norm_kw': dict(n_mu=n['n_mu']*k, r_mu=n['r_mu']*k)})
 
 # %% ../../nbs/11_noisy_lib.ipynb #2ef6569f
 def noise_sweep(o: Options | None = None, sizes=NOISE_SIZES, **settings) -> dict:
@@ -269,30 +228,9 @@ def activation_scale(runs, layers=LAYERS) -> dict:
     "Per layer: median over seeds, training steps and sampled units of one activation's standard deviation over the batch."
     return {k: float(np.median(np.concatenate([np.sqrt(np.asarray(r.moments[k])[..., 1]).ravel() for r in runs]))) for k in layers}
 
-# %% ../../nbs/11_noisy_lib.ipynb #556b348a
-def plot_noise_sweep(sweep_acc: dict, base: list, scale_ratio: float) -> plt.Figure:
-    "Final training accuracy of the standard + noise VGG against the noise size, one dot per seed."
-    fig, ax = plt.subplots(figsize=(5.2, 3.4))
-    c = NORM_STYLE['noise']['color']
-    for k, accs in sweep_acc.items(): ax.scatter([k]*len(accs), accs, color=c, zorder=3)
-    ax.plot(list(sweep_acc), [np.mean(a) for a in sweep_acc.values()], color=c, label='standard + noise (seed mean)')
-    ax.axhline(np.mean(base), color=NORM_STYLE['none']['color'], ls='--', label='standard, no noise')
-    ax.axhline(0.1, color='0.5', ls=':', label='chance')
-    ax.axvline(scale_ratio, color='0.3', lw=0.8, label='activation std, standard / BN')
-    ax.set(xscale='log', xlabel=r'additive noise $\times k$ ($n_\mu = 0.5k$, $r_\mu = 0.1k$)', ylabel='final training accuracy',
-           ylim=(0, 1.05), title='How large must the noise be to stop the standard VGG?')
-    ax.legend(fontsize='small')
-    fig.tight_layout()
-    plt.close(fig)
-    return fig
-
 # %% ../../nbs/11_noisy_lib.ipynb #6131316f
-def sweep_accuracy(sweep: dict) -> dict:
-    "Per noise size: final training accuracy per seed (a diverged run counts as chance, 0.1)."
-    return {k: [0.1 if r.history.diverged else final_acc(r.history) for r in rs] for k, rs in sweep.items()}
-
 def noise_why(sweep_acc: dict, scales: dict, layers=LAYERS) -> str:
-    "One line: the standard network's activation scale against BN's, and the noise size at which it stops training, if any."
+    "The verdict box's line: the standard network's activation scale against BN's, and the noise size at which it stops training, if any."
     rel = float(np.median([scales['none'][k] / scales['batch'][k] for k in layers]))
     stops = [k for k, a in sweep_acc.items() if max(a) <= 0.15]
     return (f"the noise's size: the standard VGG's activations spread {rel:.2g}x as wide as BN's (median over layers "
@@ -301,86 +239,71 @@ def noise_why(sweep_acc: dict, scales: dict, layers=LAYERS) -> str:
             + (f"at chance first at x{stops[0]:g}" if stops else "never at chance by the claim's bar"))
 
 # %% ../../nbs/11_noisy_lib.ipynb #60fa373d
-def scale_ratio(res: ClaimResult, layers=LAYERS) -> float:
-    "The standard VGG's activation scale over BN's, median over `layers`, from a noise-without-bn result with its sweep."
-    s = res.data['activation_scale']
-    return float(np.median([s['none'][k] / s['batch'][k] for k in layers]))
-
 def plot_noise_why(res: ClaimResult) -> plt.Figure | None:
-    "The ablation of noise-without-bn: `plot_noise_sweep` from the result's sweep; None (and a line saying so) where it has none."
-    if 'sweep_acc' not in res.data:
+    "noise-without-bn's sweep: training accuracy over the last quarter against the noise size, a dot per seed, a cross per diverged seed."
+    d = res.data
+    if 'sweep_late' not in d:
         print('no noise-size sweep in this result: it is run only where the verdict departs from the paper')
         return None
-    return plot_noise_sweep(res.data['sweep_acc'], res.data['train_acc']['none'], scale_ratio(res))
+    acc, div, ks, c = d['sweep_late'], d['sweep_diverged'], list(d['sweep_late']), NORM_STYLE['noise']['color']
+    n = max(len(v) for v in acc.values())
+    pts = [(k*(1 + 0.07*(i - (n - 1)/2)), a, x) for k in ks for i, (a, x) in enumerate(zip(acc[k], div[k]))]
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    for gone, kw in ((False, dict(color=c, label='a seed')), (True, dict(color='#b42318', marker='x', s=50, label='a seed that diverged (counted at chance)'))):
+        if any(x == gone for *_, x in pts): ax.scatter(*zip(*[(k, a) for k, a, x in pts if x == gone]), zorder=3, **kw)
+    ax.plot(ks, [np.mean(acc[k]) for k in ks], color=c, label='standard + noise, seed mean')
+    ax.axhline(np.mean(d['late_acc']['none']), color=NORM_STYLE['none']['color'], ls='--', label='standard, no noise (seed mean)')
+    ax.axhline(CHANCE, color='0.5', ls=':', label='chance')
+    ax.set(xscale='log', xlabel=r'additive noise $\times k$ ($n_\mu = 0.5k$, $r_\mu = 0.1k$)', ylim=(0, 1.05),
+           ylabel='training accuracy, last quarter', title='How large must the noise be to stop the standard VGG?')
+    ax.set_xticks(ks, [f'{k:g}' for k in ks])
+    ax.legend(fontsize='small', loc='center left', bbox_to_anchor=(1.01, 0.5))
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+def noise_why_effects(sweep: dict, runs: dict) -> list[Effect]:
+    "Why noise-without-bn differs, per seed: log(activation std, standard / BN) of `runs`; per noise size of `sweep`, accuracy - chance."
+    sc = [math.log(np.median([a[k] / b[k] for k in LAYERS])) for a, b in
+          ((activation_scale([x]), activation_scale([y])) for x, y in zip(runs['none'], runs['batch']))]
+    return [Effect('act-scale', 'activation std over the batch, standard / BN (median over training and units; median over '
+                   'layers #2, #9, #13)', sc, 0., '=', math.log(2), scale='log'),
+            *(Effect(f'noise-x{k:g}', f'training accuracy over the last quarter of the standard VGG with the additive noise x{k:g}, '
+                     'minus chance (a diverged run counts as chance)', [late_train_acc(r.history) - CHANCE for r in rs], 0., '=', PRIMARY['noise-without-bn'].margin)
+              for k, rs in sweep.items())]
 
 # %% ../../nbs/11_noisy_lib.ipynb #6b5ae8af
-def noise_checks(st: dict) -> list[Check]:
-    "The checks of noise-without-bn on a study with the `none` and `noise` runs."
-    hs = [r.history for r in st['runs']['noise']]
-    acc = [0.1 if h.diverged else final_acc(h) for h in hs]       # a diverged run has not trained
-    loss = [_final_loss(h) for h in hs]
-    return [learns_check('vgg', 'none', st['runs']['none'], label=norm_label('none')),
-            Check('noise-stops-training', 'with the noise the standard VGG stays at chance (0.10): largest seed final '
-                  'training accuracy', worst(acc, low_is_bad=False), '<=', 0.15),
-            Check('noise-at-chance-loss', 'with the noise the standard VGG keeps the chance loss ln 10: smallest seed '
-                  'final training loss', worst(loss), '>=', math.log(10) - 0.05)]
+def stays_at_chance(res: ClaimResult) -> bool:
+    "Whether, on the figure's seeds, the standard + noise VGG's seed-mean training accuracy over the last quarter is within the primary effect's margin of chance."
+    return abs(float(np.mean(res.data['late_acc']['noise'])) - CHANCE) <= PRIMARY['noise-without-bn'].margin
 
 def noise_result(st: dict) -> ClaimResult:
-    """The `ClaimResult` of noise-without-bn: its checks, the per-seed numbers (with the steps to 20% and to 50% training
-    accuracy) and the training figure of the study."""
-    data = dict(lr=st['lr'], steps=st['steps'], paper=PAPER, train_acc=_per_seed(st, final_acc),
-                train_loss=_per_seed(st, _final_loss), test_acc=_per_seed(st, final_test_acc),
-                diverged_at=_per_seed(st, lambda h: h.diverged_at),
-                steps_to_20=_per_seed(st, lambda h: steps_to(h, 0.2)), steps_to_50=_per_seed(st, lambda h: steps_to(h, LEVEL)))
+    "The `ClaimResult` of noise-without-bn: the per-seed numbers (`run_numbers`) and the training figure of the study."
+    data = run_numbers(st)
     a, l = data['train_acc'], data['train_loss']
     summary = (f"final training accuracy after {st['steps']} steps per seed: standard {'/'.join(f'{x:.0%}' for x in a['none'])}, "
                f"standard + noise {'/'.join(f'{x:.0%}' for x in a['noise'])} (loss {'/'.join(f'{x:.3f}' for x in l['noise'])}; "
                f"chance: 10%, ln 10 = 2.303) (paper: the noise stops the standard network from training)")
-    return ClaimResult('noise-without-bn', st['scale'], st['seeds'], noise_checks(st), summary, data,
+    return ClaimResult('noise-without-bn', st['scale'], st['seeds'], [], summary, data,
                        [r for rs in st['runs'].values() for r in rs], [plot_training(st)])
 
 @claim('noise-without-bn', 'Sec 3.1 (text)',
        'The same noise injected into the standard network (no BatchNorm) stops it from training.')
 def noise_without_bn(o: Options) -> ClaimResult:
-    "Final training accuracy and loss of the store's standard VGG with and without Algorithm 1's noise; where it departs, the noise-size sweep."
+    "Training accuracy and loss of the store's standard VGG with and without Algorithm 1's noise; where it departs, the noise-size sweep."
     res = noise_result(study(o, norms=('none', 'noise')))
-    if not res.verdict.startswith('reproduced'):
+    if not stays_at_chance(res):
         sweep = noise_sweep(o)
-        acc = sweep_accuracy(sweep)
         scales = {n: activation_scale(study(o, norms=(n,))['runs'][n]) for n in ('none', 'batch')}
-        res.data |= dict(sweep_acc=acc, activation_scale=scales,
-                         sweep_diverged={k: sum(bool(r.history.diverged) for r in rs) for k, rs in sweep.items()})
-        res.why = noise_why(acc, scales)
+        per = lambda f: {k: [f(r.history) for r in rs] for k, rs in sweep.items()}
+        res.data |= dict(activation_scale=scales, sweep_late=per(late_train_acc), sweep_diverged=per(lambda h: bool(h.diverged)),
+                         sweep_acc=per(lambda h: CHANCE if h.diverged else final_acc(h)))     # a diverged run has not trained
+        res.why = noise_why(res.data['sweep_acc'], scales)
     return res
 
-# %% ../../nbs/11_noisy_lib.ipynb #2cfbb51e
-@torch.no_grad()
-def logit_signal_to_noise(model: nn.Module, x: torch.Tensor, draws: int = 8) -> dict:
-    """Train-mode logits of `model` on `x` for `draws` noise draws: `signal` = variance over inputs of the mean
-    over draws, `noise` = variance over draws (both averaged over classes and inputs), `ratio` = signal / noise.
-    The model's mode is restored; the global RNG advances (this is a demonstration, not a probe)."""
-    was = model.training
-    model.train()
-    try: out = torch.stack([model(x) for _ in range(draws)])          # [draws, inputs, classes]
-    finally: model.train(was)
-    sig, noi = out.mean(0).var(0).mean().item(), out.var(0).mean().item()
-    return dict(signal=sig, noise=noi, ratio=sig / noi if noi > 0 else math.inf)
-
-# %% ../../nbs/11_noisy_lib.ipynb #41f37e0d
-def batch_stats_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, bs: int = 128) -> float:
-    """Accuracy on `(x, y)` with every BatchNorm normalizing each batch of `bs` by its own statistics and no
-    noise (the rest in eval mode), on a copy: `model` is untouched."""
-    m = copy.deepcopy(model).eval()
-    for mod in m.modules():
-        if isinstance(mod, nn.modules.batchnorm._BatchNorm): mod.train()
-    with torch.no_grad(): out = torch.cat([m(x[i:i + bs]) for i in range(0, len(x), bs)])
-    return accuracy(out, y).item()
-
 # %% ../../nbs/11_noisy_lib.ipynb #25b92d99
-def reestimated_accuracy(model: nn.Module, data, bs: int = 128, batches: int = 100, seed: int = 0) -> float:
-    """Test accuracy of `model` in eval mode after every BatchNorm's running statistics are re-estimated with the noise
-    off: the average of its batch statistics over `batches` training batches of `bs` (drawn with a generator of its own,
-    `seed`). On a copy: `model`, its statistics and the global random state are untouched."""
+def reestimated_accuracy(model: nn.Module, data, bs: int = 128, batches: int = 100, *, seed: int = 0) -> float:
+    "Eval-mode test accuracy of a copy of `model` whose BatchNorm statistics are re-estimated, noise off, over `batches` training batches of `bs`."
     m = copy.deepcopy(model).eval()                      # noise layers in eval mode: off
     bns = [mod for mod in m.modules() if isinstance(mod, nn.modules.batchnorm._BatchNorm)]
     for b in bns: b.reset_running_stats(); b.momentum = None; b.train()   # momentum None: a plain average
@@ -392,214 +315,86 @@ def reestimated_accuracy(model: nn.Module, data, bs: int = 128, batches: int = 1
     return accuracy(out, data.y_test).item()
 
 # %% ../../nbs/11_noisy_lib.ipynb #721ebdbf
-def _passed(checks) -> int: return sum(bool(c.passed) for c in checks)
-
-def _steps_text(xs, sep: bool = False) -> str:
-    "Steps to a level per seed ('never' where a seed does not get there)."
-    return ' vs '.join(num_text(x, ',.0f') for x in xs) if sep else seeds_text(xs, ',.0f')
-
-def _factor_text(xs) -> str:
-    return (f'a factor of {max(xs) / min(xs):.2g}' if np.isfinite(xs).all() and min(xs) > 0
-            else 'more than any factor (a seed never gets there)')
-
 def _layers_text(ks) -> str: return seeds_text([f'#{k}' for k in ks], 's')
+def _x(r: float) -> str: return f'{r:.2g}x'
+def _seeds_of(res) -> str: return seeds_text([int(s) for s in res.seeds], 'd')
 
-def _rng_text(xs, spec: str = '.2f') -> str: return f'{min(xs):{spec}} to {max(xs):{spec}}'
-
-def _head(res: ClaimResult) -> str:
-    "The reading's first words: the verdict in words, then the checks under the figure by name (`held_text`), never counted."
-    return f"**This claim {verdict_words(res.verdict)}.** Of the checks under its figure, {held_text(res.checks)}."
+def _reading_training(res: ClaimResult) -> str:
+    "noisy-bn-training: Fig 2 left's end points and speeds per seed, and noisy BN's test accuracy (eval mode, and re-estimated)."
+    d, e = res.data, next((e for e in res.effects if e.id == 'noisy-test'), None)
+    la, t50, te = d['late_acc'], d['steps_to_50'], d['test_acc']
+    gap = float(np.mean(d['train_acc']['noisy']) - np.mean(te['noisy']))
+    return ' '.join([
+        f"In Fig 2 left (seeds {_seeds_of(res)}) noisy BN's training accuracy over the last quarter is {seeds_text(la['noisy'], '.3f')}, "
+        f"BN's {seeds_text(la['batch'], '.3f')} and the standard network's {seeds_text(la['none'], '.3f')}; their curves pass 50% "
+        f"(20-step mean) at steps {seeds_text(t50['noisy'], ',.0f')}, {seeds_text(t50['batch'], ',.0f')} and {seeds_text(t50['none'], ',.0f')}.",
+        f"In eval mode (BatchNorm's running statistics, no noise) noisy BN's test accuracy is {seeds_text(te['noisy'], '.3f')}, "
+        f"{abs(gap):.3f} {'below' if gap > 0 else 'above'} its final training accuracy on the seed mean (BN's: {seeds_text(te['batch'], '.3f')}).",
+        '' if e is None else f"With its statistics re-estimated without the noise (`reestimated_accuracy`, seeds "
+        f"{seeds_text((res.effect_seeds or res.seeds)[:len(e.values)], 'd')}) it is {seeds_text(e.values, '+.3f')} from BN's" + (
+        ": the running statistics, not the weights, cost the eval-mode accuracy." if gap > 2*e.margin and max(map(abs, e.values)) < e.margin else '.')]).strip()
 
 # %% ../../nbs/11_noisy_lib.ipynb #e2a49657
-def _reading_training(res: ClaimResult) -> str:
-    "noisy-bn-training: how the three networks train, how fast, and noisy BN's test accuracy."
-    d, c = res.data, res.check
-    acc, t50, test = d['train_acc'], d['steps_to_50'], d['test_acc']
-    learns = {n: c(f'learns-{n}') for n in ('none', 'batch', 'noisy')}
-    near, fast = c('noisy-near-bn'), c('noisy-faster-than-standard')
-    gap, r1 = near.value, fast.value                                 # noisy BN - BN (seed means); slowest noisy / fastest standard
-    spread = max(max(acc[n]) - min(acc[n]) for n in learns)          # largest difference between seeds, final accuracy
-    end = np.mean(acc['none']) - np.mean(acc['noisy'])               # standard - noisy BN at the end
-    early = max(t50['noisy']) > max(t50['batch'])                    # the noise costs speed early on
-    moves = np.isfinite(t50['noisy']).all() and max(t50['noisy']) / min(t50['noisy']) - 1 > spread / np.mean(acc['noisy'])
-    gaps = {n: np.mean(acc[n]) - np.mean(test[n]) for n in learns}   # training - test accuracy, seed means
-    far = gaps['noisy'] > 0.1
-    return f"""{_head(res)} {'All three networks train' if all(x.passed for x in learns.values()) else
- 'Not every network trains (' + ', '.join(norm_label(n) for n, x in learns.items() if not x.passed) + f" below the bar of {learns['none'].threshold:g})"}
-(worst-seed final test accuracy {learns['none'].value:.3f} standard, {learns['batch'].value:.3f} BN,
-{learns['noisy'].value:.3f} noisy BN). Noisy BatchNorm ends at {seeds_text(acc['noisy'], '.3f')} final training accuracy
-against BatchNorm's {seeds_text(acc['batch'], '.3f')}: {abs(gap):.3f} {'below' if gap < 0 else 'above'} it on the seed mean,
-{'within' if near.passed else 'beyond'} the check's margin of {abs(near.threshold):g}. It is {'much faster than' if r1 < 0.5 else
-'faster than' if r1 < 1 else 'not reliably faster than'} the standard network: 50% training accuracy at steps
-{_steps_text(t50['noisy'])} against {_steps_text(t50['none'])} ({f"the check's worst-case ratio, slowest noisy seed over fastest standard seed, is {r1:.2f}"
-if np.isfinite(r1) else 'a noisy seed never gets there'}). BatchNorm itself gets there at steps {_steps_text(t50['batch'])},
-so the noise costs {'some' if early else 'no'} speed early on, {('but' if early else 'and') + ' little by the end' if abs(gap) < 0.05
-else ('and' if early else 'but') + f' {abs(gap):.2f} of training accuracy by the end'}. The seeds {'agree closely' if spread <= 0.02 else 'differ'}
-on final accuracy (within {spread:.3f} for each of the three); the speeds {'move more' if moves else 'move'}, by
-{_factor_text(t50['noisy'])} for noisy BN ({_steps_text(t50['noisy'], sep=True)} steps) and {_factor_text(t50['none'])} for the standard network.
-
-{f'''The standard network ends at {seeds_text(acc['none'], '.3f')} training accuracy, {'about the same as' if abs(end) < 0.02 else 'above'}
-noisy BN's: after {d['steps']:,} steps "better than the standard network" is a statement about speed, not about the end point,
-which is why the check is on speed.''' if end > -0.02 else
-f'''The standard network ends at {seeds_text(acc['none'], '.3f')} training accuracy, {-end:.3f} below noisy BN on the seed
-mean: noisy BN is ahead at the end point too, but the check, fixed before the runs, is on speed.'''}
-
-One finding the paper does not report: noisy BN's *test* accuracy, measured in eval mode (BatchNorm's running statistics,
-no noise), {'stays far below' if far else 'stays below' if gaps['noisy'] > 0.02 else 'is close to'} its training accuracy
-({seeds_text(test['noisy'], '.3f')} against {seeds_text(acc['noisy'], '.3f')}), {"where BatchNorm's and the standard network's do not"
-if max(gaps['none'], gaps['batch']) < 0.05 else "and so do the others'"} (seed-mean gaps {gaps['noisy']:.3f} noisy BN, {gaps['batch']:.3f} BN,
-{gaps['none']:.3f} standard).{''' The running statistics average batch statistics that the noise upstream moved at every
-step, and the noise-free network in eval mode matches none of those steps; [the library notebook](11_noisy_lib.ipynb) shows a noisy-BN
-network that scores far higher on the test set when BatchNorm uses each test batch's own statistics.''' if far else ''}"""
-
-# %% ../../nbs/11_noisy_lib.ipynb #58fdd11e
-_MEASURE = {'d_mean': 'per-step change of the mean', 'd_var': 'per-step change of the variance',
-            'drift_mean': 'drift of the mean', 'drift_var': 'drift of the variance'}
-
-def _note(r: float) -> str:
-    return ('just above the threshold' if 2 <= r < 2.2 else 'above the threshold' if r >= 2 else
-            'just below it' if 1.8 <= r < 2 else 'below it')
+def _vs(S: dict, q: str, other: str, name: str) -> str:
+    "Noisy BN's seed-mean measure `q` over `other`'s, layer by layer: 'above BN's at every layer (2.1x, 3x and 4x)', or where above and where below."
+    r = {k: np.mean([s[q] for s in S['noisy'][k]]) / np.mean([s[q] for s in S[other][k]]) for k in S['noisy']}
+    side = lambda up: [k for k in r if (r[k] > 1) == up]
+    return ' and '.join(f"{w} {'at every layer' if len(ks) == len(r) else 'at ' + _layers_text(ks)} ({seeds_text([_x(r[k]) for k in ks], 's')})"
+                        for ks, w in ((side(True), f'above {name}'), (side(False), 'below it' if side(True) else f'below {name}')) if ks)
 
 def _reading_moments(res: ClaimResult) -> str:
-    "noisy-bn-moments: which of Fig 8's measures are far larger with noisy BN, and where the others come from."
+    "noisy-bn-moments: how the units grow in Fig 2 right, then Fig 8's measures per seed and where noisy BN's lie against the others'."
     d = res.data
-    S, R, FR, L = d['stats'], d['ratio'], d['scale_free_ratio'], list(d['layers'])
-    vals = lambda n, key, layers=L: [s[key] for k in layers for s in S[n][k]]
-    mean_of = lambda n, k, key: np.mean([s[key] for s in S[n][k]])
-    deep = L[1:]
-    dm = [R[f'#{k}-d_mean'] for k in L]
-    dm_pass = [k for k in L if res.check(f'#{k}-d_mean').passed]
-    rest = [c for c in res.checks if c.id.startswith('#') and not c.id.endswith('-d_mean')]
-    jump = 2 * d['paper']['noise']['n_mu'] / 3                      # E|mu' - mu| of Algorithm 1's shift alone
-    nz, nz_drift = vals('noisy', 'd_mean'), vals('noisy', 'drift_mean')
-    std_dm = [max(s['d_mean'] for s in S['none'][k]) for k in L]
-    grow = [d['growth'][k] for k in deep]
-    r2 = [R[f'#{L[0]}-{key}'] for key in ('d_var', 'drift_mean', 'drift_var')]
-    higher2 = all(R[f'#{L[0]}-{key}'] > max(R[f'#{k}-{key}'] for k in deep) for key in ('d_var', 'drift_mean', 'drift_var'))
-    rel = {key: [FR[f'#{k}-{key}'] for k in L] for key in SCALE_FREE}
-    others_free = rel['rel_d_var'] + rel['drift'] + rel['spread']
-    spread_max = {n: max(vals(n, 'spread')) for n in ('none', 'batch', 'noisy')}
-    widest = max(spread_max, key=spread_max.get)
-    dn = max(max(s['d_mean'] for s in S['noisy'][k]) - min(s['d_mean'] for s in S['noisy'][k]) for k in L)
-    fs = {(k, key): max(s[key] for s in S['none'][k]) / min(s[key] for s in S['none'][k]) for k in L for key in FIG8}
-    fk, fkey = max(fs, key=fs.get)
-    drifts_more = [k for k in L if any(mean_of('none', k, key) > mean_of('noisy', k, key) for key in ('drift_mean', 'drift_var'))]
-    jumpier = [k for k in L if R[f'#{k}-d_mean'] > 1]
-    bn_fac = min(nz) / max(vals('batch', 'd_mean'))
-    s_ = lambda ks: 's' if len(ks) > 1 else ''
-    every = _passed(res.checks) == len(res.checks)
-    jumps = ((f"makes the layer inputs' means jumpier from step to step {'at every layer' if len(jumpier) == len(L) else f'at layer{s_(jumpier)} {_layers_text(jumpier)}'}"
-              + (f", twice as jumpy or more at {_layers_text(dm_pass)}, as the paper says" if dm_pass else ', but nowhere twice as jumpy'))
-             if jumpier else "does not make the layer inputs' means jumpier from step to step at any layer")
-    return rf"""{_head(res)} {
-'Every measure is at least twice as large with noisy BN at every layer.' if every else
-'What does hold is the step-to-step change of the mean, at all three layers.' if len(dm_pass) == len(L) else
-f"What does hold is the step-to-step change of the mean, at layer{s_(dm_pass)} {_layers_text(dm_pass)} only." if dm_pass else
-'Not even the step-to-step change of the mean, which the noise moves directly, is twice as large at any layer.'}
-Between two successive steps a noisy-BN unit's mean moves by {f'about {np.mean(nz):.2f} at every layer and for every seed ({_rng_text(nz, ".3f")}; '
-if max(nz) - min(nz) < 0.1 * np.mean(nz) else f'{_rng_text(nz, ".3f")} ('}Algorithm 1's $\mu_j$ alone accounts for {jump:.3f}),
-against {_rng_text(vals('batch', 'd_mean'))} for BatchNorm and {_rng_text(vals('none', 'd_mean'))} for the standard network.
-The check's ratio is {dm[0]:.3g} at layer #{L[0]} ({_note(dm[0])}), {dm[1]:.3g} at #{L[1]} ({_note(dm[1])})
-and {dm[2]:.3g} at #{L[2]} ({_note(dm[2])}){
-'; the margin shrinks with depth' + (", because the standard network's units move more in deeper layers (its largest seed: "
- + seeds_text(std_dm, '.3f') + ')' if std_dm[0] < std_dm[1] < std_dm[2] else '') if dm[0] > dm[1] > dm[2] else ''}.{
-f" The layer-#{L[1]} check sits near its threshold: float32 training is chaotic, and another CPU's arithmetic, training slightly different networks, can tip it."
- if 1.8 <= dm[1] < 2.2 else ''}
+    S, L, g = d['stats'], list(d['layers']), d['growth']
+    grow = {n: seeds_text([_x(np.mean(g[n][k])) for k in L], 's') for n in ('none', 'batch', 'noisy')}
+    nz, std, bn = [s['d_mean'] for k in L for s in S['noisy'][k]], "the standard network's", "BN's"
+    return '\n\n'.join([
+        f"In Fig 2 right the standard network's units {'grow' if min(np.mean(g['none'][k]) for k in L) > 1.5 else 'change in scale'} as it learns: their variance over the last tenth of the run is {grow['none']} "
+        f"that of the first tenth at layers {_layers_text(L)} (seed means), against {grow['noisy']} for noisy BN and {grow['batch']} for BN.",
+        f"Between two steps noisy BN's mean moves by {min(nz):.3f} to {max(nz):.3f} at every layer and seed (seeds {_seeds_of(res)}), close to "
+        f"Algorithm 1's own jump $2 n_\\mu / 3 = {2 * d['paper']['noise']['n_mu'] / 3:.3f}$. Noisy BN's seed mean, row by row of Fig 8:",
+        '\n'.join(f"- {FIG8[q]} (row {i + 1}): {_vs(S, q, 'none', std)}; {_vs(S, q, 'batch', bn)}." for i, q in enumerate(FIG8))])
 
-{'The other three measures fail at every layer' if not _passed(rest) else
- f'Of the other three measures, {_passed(rest)} of {len(rest)} checks pass'}; Fig 8 shows where the difference comes
-from. {f"The standard network's units grow as it learns (at layers {_layers_text(deep)} their variance over the last tenth of the run is {seeds_text(grow, '.2g')} times that of the first tenth, seed means), so its curves climb over training. "
- if all(g > 1.5 for g in grow) else ''}At layers {_layers_text(deep)} the standard network's variance changes from step to step by
-{_rng_text(vals('none', 'd_var', deep))} against noisy BN's {_rng_text(vals('noisy', 'd_var', deep))}, and drifts from step 0
-by {_rng_text(vals('none', 'drift_var', deep), '.2g')} against {_rng_text(vals('noisy', 'drift_var', deep))}. {
-f"Noisy BN's units hardly drift: a noise that is redrawn independently at every step jitters around a fixed centre, so on average its distance from step 0 ({_rng_text(nz_drift)} for the mean) is of the size of one jump"
-if max(nz_drift) < 2 * np.mean(nz) else f"Noisy BN's units drift too ({_rng_text(nz_drift)} for the mean, against one jump of about {np.mean(nz):.2f})"};
-the standard network's means at layers {_layers_text(deep)} drift by {_rng_text(vals('none', 'drift_mean', deep))}.
-At layer #{L[0]} the ratios are {seeds_text(r2, '.3g')} for the variance change and the two drifts{
-', higher than at the deeper layers' if higher2 else ''}{' but still below 2' if max(r2) < 2 else f'; {sum(r >= 2 for r in r2)} of them reach 2'}.
-
-Relative to each unit's own scale (data without a check), the per-step change of the mean is
-{seeds_text(rel['rel_d_mean'], '.3g')} times as large with noisy BN at layers {_layers_text(L)}, {'but' if max(others_free) < 1 else 'and'}
-the relative variance changes ({', '.join(f'{x:.2g}' for x in rel['rel_d_var'])}) and the drifts
-({', '.join(f'{x:.2g}' for x in rel['drift'])} for the mean, {', '.join(f'{x:.2g}' for x in rel['spread'])} for the spread)
-are {'not larger' if max(others_free) < 1 else f'at least twice as large in {sum(x >= 2 for x in others_free)} of {len(others_free)} cases'}.
-In Fig 2 right the per-step change is the jitter of the bands from one kept step to the next, the drift a slow movement
-of the whole band; by the spread $\overline{{|\log(\sigma_t/\sigma_0)|}}$ the units whose width changes most over the run are
-the {norm_label(widest)} network's (up to {spread_max[widest]:.2g}, against at most
-{' and '.join(f'{spread_max[n]:.2g} for {norm_label(n)}' for n in spread_max if n != widest)}).
-
-The seeds {'agree on' if dn < 0.02 else 'differ on'} noisy BN's per-step change of the mean (by at most {dn:.3f});
-the standard network's measures move by up to a factor of {fs[fk, fkey]:.2g} between seeds ({_MEASURE[fkey]} at
-layer #{fk}: {seeds_text([s[fkey] for s in S['none'][fk]], '.3f')}). The checks take the worst case over the seeds.
-So at this scale noisy BatchNorm {jumps}{
-f"; over a whole run, though, the standard network's inputs drift further from step 0 at layer{s_(drifts_more)} {_layers_text(drifts_more)}"
- if drifts_more else "; its inputs also drift further over a whole run"}.
-The paper's argument needs BatchNorm and noisy BatchNorm to differ in step-to-step stability and to have nearly the same
-benefit over the standard network (the claim above): {f"here noisy BN's means move at least {bn_fac:.2g} times as much per step as BN's"
-if bn_fac >= 2 else f"here noisy BN's means move only {bn_fac:.2g} times as much per step as BN's, at the least"}."""
+# %% ../../nbs/11_noisy_lib.ipynb #58fdd11e
+def _reading_noise(res: ClaimResult) -> str:
+    "noise-without-bn: the standard network's training with and without the noise, per seed."
+    d = res.data
+    la, t20, t50 = d['late_acc'], d['steps_to_20'], d['steps_to_50']
+    return ' '.join([
+        f"In the figure (seeds {_seeds_of(res)}) the standard network's training accuracy over the last quarter is "
+        f"{seeds_text(la['noise'], '.3f')} with the noise and {seeds_text(la['none'], '.3f')} without it (chance: {CHANCE:g}).",
+        f"With the noise its 20-step mean passes 0.2 at steps {seeds_text(t20['noise'], ',.0f')} and 50% at steps "
+        f"{seeds_text(t50['noise'], ',.0f')} (without it: 50% at steps {seeds_text(t50['none'], ',.0f')}); its final training loss is "
+        f"{seeds_text(d['train_loss']['noise'], '.3f')} (chance: ln 10 = {math.log(10):.3f}) and its test accuracy {seeds_text(d['test_acc']['noise'], '.3f')}.",
+        "So within these steps the noise holds the standard network at chance, as the paper says." if stays_at_chance(res) else
+        f"So within these steps the noise {'slows the standard network down but ' if np.mean(t50['noise']) > np.mean(t50['none']) else ''}"
+        f"does not stop it: on the seed mean it ends {float(np.mean(la['noise'])) - CHANCE:.3f} above chance."])
 
 # %% ../../nbs/11_noisy_lib.ipynb #ae851ce9
-def _seeds_end(k: int, n: int, what: str) -> str:
-    "'both seeds end ...' / 'neither seed ends ...' / 'k of n seeds end ...'"
-    if n == 2: return {2: f'both seeds end {what}', 1: f'one seed ends {what}', 0: f'neither seed ends {what}'}[k]
-    return f'{"all" if k == n else k} of the {n} seeds end {what}' if k else f'no seed ends {what}'
+def _why_moments(E: dict) -> str:
+    sf, bn = E['scale-free'], E['vs-bn']
+    return (f"Relative to each unit's own spread, noisy BN's moments are {_x(math.exp(sf.estimate))} the standard network's ({sf.word}), "
+            + ("so the units explain the departure" if sf.word == 'supported' else "so the standard network's growth does not explain the departure")
+            + f". Against BN, in Fig 8's own units, they are {_x(math.exp(bn.estimate))} as large ({bn.word}).")
 
-def _seed_story(s, t, a, l, te) -> str:
-    return ((f'seed {s} passes 0.2 at step {t:,.0f}' if np.isfinite(t) else f'seed {s} never passes 0.2')
-            + f' and ends at {a:.3f} (loss {l:.3f}, test accuracy {te:.3f})')
+def _why_noise(res: ClaimResult, E: dict) -> str:
+    sc, r = E['act-scale'], math.exp(E['act-scale'].estimate)
+    stops = [float(i[len('noise-x'):]) for i, e in E.items() if i.startswith('noise-x') and e.word == 'supported']
+    return (f"The standard network's activations are {_x(r)} as wide as BN's ({sc.word}): the paper's noise is "
+            + ("about as large relative to its signal as to BN's" if sc.word == 'supported' else f"{'smaller' if r > 1 else 'larger'} relative to it")
+            + (f". The noise holds it at chance first at x{stops[0]:g}" if stops else '. At no size swept does the noise hold it at chance')
+            + (". So the noise's size does not explain the departure." if sc.word == 'supported' and (not stops or stops[0] > 1) else
+               ". So the noise's size may explain the departure." if sc.word != 'supported' and r > 1 and stops else '.'))
 
-def _reading_sweep(res: ClaimResult) -> str:
-    "noise-without-bn's ablation, present where the verdict departs: the activation scales and the noise-size sweep."
-    d = res.data
-    sc, acc, div = d['activation_scale'], d['sweep_acc'], d['sweep_diverged']
-    ratio_ = scale_ratio(res)
-    bar = res.check('noise-stops-training').threshold
-    stops = [k for k, a in acc.items() if max(a) <= bar]                # the claim's own bar: every seed at chance
-    matched = min(acc, key=lambda k: abs(math.log(k / ratio_)))        # the swept size nearest the standard net's own scale
-    first = (f"It stops training (every seed at or below {bar:g}, the claim's bar) first at {stops[0]:g}x the paper's noise" if stops
-             else f"At none of these sizes does it stop training by the claim's bar (every seed at or below {bar:g})")
-    so = (f"noise sized to the standard network's activations ({matched:g}x) stops it, as the paper says" if stops and stops[0] <= matched
-          else f"noise sized to the standard network's activations ({matched:g}x) does not stop it: the size alone does not explain the departure")
-    L = [k for k in LAYERS if k in sc['none']]
-    return f"""*Why it differs*, in numbers: the standard network's activations have a standard deviation of
-{seeds_text([sc['none'][k] for k in L])} at layers {_layers_text(L)}, against BN's {seeds_text([sc['batch'][k] for k in L])}
-(median over training, units and seeds): the ratio is about {ratio_:.2g}, so Algorithm 1's shifts are {
-"about as large relative to the standard network's signal as to BN's" if 0.8 <= ratio_ <= 1.25 else
-('smaller' if ratio_ > 1 else 'larger') + " relative to the standard network's signal than to BN's"}. Scaling the additive noise up,
-the standard network's final training accuracy per seed is {'; '.join(f'{seeds_text(a)} at {k:g}x' for k, a in acc.items())}
-(runs that diverged, counted at chance: {', '.join(f'{n} of {len(acc[k])} at {k:g}x' for k, n in div.items())}). {first}. So {so}."""
-
-def _reading_noise(res: ClaimResult) -> str:
-    "noise-without-bn: does the noise stop the standard network, when does it leave chance, and (where it departs) the sweep."
-    d = res.data
-    a, l, te, t20, t50 = d['train_acc'], d['train_loss'], d['test_acc'], d['steps_to_20']['noise'], d['steps_to_50']
-    ctrl, stop, chance = (res.check(i) for i in ('learns-none', 'noise-stops-training', 'noise-at-chance-loss'))
-    k, n = counted(res.checks)
-    state = 'stopped, as the paper says' if k == n else 'only partly stopped' if k else 'not stopped'
-    ns = len(a['noise'])
-    above = sum(x > stop.threshold for x in a['noise'])
-    below = sum(x < chance.threshold for x in l['noise'])
-    spread = max(a['noise']) - min(a['noise'])
-    slow = min(t50['noise']) / max(t50['none'])                        # fastest noisy seed / slowest standard seed
-    ends = (_seeds_end(above, ns, f'above the threshold of {stop.threshold:g} and below the chance loss') if above == below == ns else
-            _seeds_end(above, ns, f'above the threshold of {stop.threshold:g}') + ', and ' + _seeds_end(below, ns, 'below the chance loss'))
-    text = f"""{_head(res)} The control {'passes' if ctrl.passed else 'fails'} (without the noise the standard network reaches
-{seeds_text(te['none'], '.3f')} test accuracy), {'but' if k < n else 'and'} with the noise it is {state}.
-{'Both seeds sit' if ns == 2 else 'The seeds sit'} near chance (20-step mean training accuracy below 0.2) for their first
-{num_text(min(t20), ',.0f')} steps or more (the dashed grey curve): {'; '.join(_seed_story(*x) for x in zip(res.seeds, t20, a['noise'], l['noise'], te['noise']))}.
-{ends[0].upper() + ends[1:]}. {'The seeds differ a lot here: the network is on the edge of trainability, and when it leaves chance depends on the seed.'
-if spread > 0.1 else f'The seeds end close together (within {spread:.3f}).'} The noise {'slows the standard network down a lot' if slow >= 2
-else 'slows the standard network down' if slow > 1 else 'does not clearly slow the standard network down'} (without it the network
-reaches 50% at steps {_steps_text(t50['none'])}; with it, at steps {_steps_text(t50['noise'])}){
-''', but "stops it from training at all" is too strong for this network and budget.''' if not stop.passed else
-f', and within {d["steps"]:,} steps it does not train, as the paper says.'}"""
-    return text + ('\n\n' + _reading_sweep(res) if 'sweep_acc' in d else '')
+def why_reading(res: ClaimResult, effects: list[Effect]):
+    "A claim's ablation effects in sentences (`effects_lines`), then what they answer, generated from their estimates and words. Markdown."
+    E = {e.id: e for e in effects}
+    return prose(effects_lines(effects) + '\n\n' + (_why_moments(E) if res.claim == 'noisy-bn-moments' else _why_noise(res, E)))
 
 # %% ../../nbs/11_noisy_lib.ipynb #64069ac7
 READINGS = {'noisy-bn-training': _reading_training, 'noisy-bn-moments': _reading_moments, 'noise-without-bn': _reading_noise}
 
 def reading(res: ClaimResult):
-    """The paragraphs under a claim's figure, written from its result alone: the verdict's words from `res.verdict`, the
-    checks under the figure by name (`held_text`), every number from `res.data`. Markdown (`checks.prose`); its text is `.data`."""
+    "The sentences under a claim's figure, generated from the result's numbers: what it shows, per seed; no verdict, no counts. Markdown."
     if res.claim not in READINGS: raise ValueError(f"no reading for claim {res.claim!r}; this module reads {', '.join(READINGS)}")
     return prose(READINGS[res.claim](res))
