@@ -14,7 +14,7 @@ notebook, a hash of its code cells at the time of its render: `--check` compares
 Then `bn-course reproduce` (from the same store) writes the claim results, `bn-course report --readme` README's
 verdict table, and the figures README shows are copied to `images/`.
 """
-import argparse, hashlib, json, os, shutil, subprocess, sys, time
+import argparse, hashlib, json, os, re, shutil, subprocess, sys, time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -78,6 +78,9 @@ def readme_figures(out: Path) -> str:
     "Copy the figures README shows from a reproduce run in `out` to images/, and the Markdown that shows them (not the hero)."
     IMAGES.mkdir(exist_ok=True)
     lines = []
+    if (IMAGES/'playground.gif').exists():
+        lines.append("**The playground** (`20_playground`) without a kernel: the learning-rate slider swept across the stored "
+                     "learning rates, standard and BN VGG side by side.\n\n![the playground's slider, swept](images/playground.gif)\n")
     for claim, (i, caption) in README_FIGURES.items():
         r = json.loads((out/f'{claim}.json').read_text())
         src = out/r['figure_files'][i]
@@ -88,9 +91,30 @@ def readme_figures(out: Path) -> str:
     shot = Path(os.environ.get('PLAYGROUND_SHOTS') or '/nonexistent')/'playground_instant.png'
     if shot.exists(): shutil.copy(shot, IMAGES/'playground.png')
     if (IMAGES/'playground.png').exists():
-        lines.append("**The playground** (`20_playground`) in JupyterLab, driven by its browser test: instant mode, drawing "
+        lines.append("**The playground in JupyterLab**, driven by its browser test: instant mode, drawing "
                      "from the run store's full-length runs.\n\n![the learning-rate playground](images/playground.png)\n")
     return '\n'.join(lines)
+
+def index_from_readme() -> dict:
+    """The course home, `nbs/index.ipynb`, with README's prose: each `## ` section of README becomes one markdown cell
+    (links rewritten for nbs/), and the home's code cells stay after the section they follow. One text, two places."""
+    text = (ROOT/'README.md').read_text().split('\n', 1)[1].lstrip('\n')            # without README's mirror comment
+    fix = lambda t: t.replace('](nbs/', '](').replace('](images/', '](../images/')
+    parts = [fix(x).strip('\n') for x in re.split(r'\n(?=## )', text)]
+    nb = json.loads((NBS/'index.ipynb').read_text())
+    code, after, last = {}, None, None
+    for c in nb['cells']:
+        if c['cell_type'] == 'markdown': last = ''.join(c['source']).split('\n', 1)[0]
+        else: code.setdefault(last, []).append(c)
+    cells = []
+    for t in parts:
+        head = t.split('\n', 1)[0]
+        old = next((c for c in nb['cells'] if c['cell_type'] == 'markdown' and ''.join(c['source']).split('\n', 1)[0] == head), None)
+        cells.append(dict(cell_type='markdown', id=old['id'] if old else hashlib.sha1(head.encode()).hexdigest()[:8], metadata={},
+                          source=t.splitlines(True)))
+        cells += code.get(head, [])
+    nb['cells'] = cells
+    return nb
 
 def readme(out: Path):
     "README's and the course home's verdict table and figures from a reproduce run in `out` (from the store: trains nothing)."
@@ -102,6 +126,7 @@ def readme(out: Path):
     figs = readme_figures(out)
     update_block(figs, ROOT/'README.md', 'figures')
     update_block(figs.replace('](images/', '](../images/'), NBS/'index.ipynb', 'figures')
+    (NBS/'index.ipynb').write_text(json.dumps(index_from_readme(), indent=1, ensure_ascii=False) + '\n')
     subprocess.run(['nbdev_clean', '--fname', str(NBS/'index.ipynb')], cwd=ROOT, check=True)
 
 MAX_BYTES = 1_000_000     # GitHub's notebook viewer fails on notebooks of a few MB
@@ -138,6 +163,9 @@ def check() -> int:
         for h in image_hashes(p):
             if h in seen: bad.append(f'{n}: a figure already embedded in {seen[h]}')
             seen.setdefault(h, n)
+    prose = lambda nb: [''.join(c['source']) for c in nb['cells'] if c['cell_type'] == 'markdown']
+    if prose(index_from_readme()) != prose(json.loads((NBS/'index.ipynb').read_text())):
+        bad.append('index: its prose is not README\'s: run `python .ci/render.py --readme-only`')
     for b in bad: print('render check:', b)
     if bad: print('run `python .ci/render.py` (after the test suite, so the run store is full) and commit the notebooks')
     else: print(f'every notebook rendered from its current code ({len(record)} notebooks), under {MAX_BYTES/1e6:g} MB, each figure once; '

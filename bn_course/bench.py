@@ -12,7 +12,8 @@ import torch.nn.functional as F
 
 from .setups import get_scale, dln_loss, default_threads, torch_threads
 from .claims import load_claims
-from .store import runs_dir, store_log, store_entries, load_run
+from .store import runs_dir, store_log, load_run
+from .upkeep import store_entries
 from .train import default_device
 
 # %% auto #0
@@ -36,7 +37,7 @@ def time_ms(f, repeats: int = 10, warmup: int = 2, device='cpu') -> float:
     return 1000 * statistics.median(ts)
 
 # %% ../nbs/31_bench.ipynb #8d9f30e8
-def step_ms(model, x, y, loss_fn, repeats: int = 10, device='cpu') -> dict:
+def step_ms(model, x, y, loss_fn, *, repeats: int = 10, device='cpu') -> dict:
     "Median ms of a plain SGD step and of a bare forward/backward pass of `model` on `(x, y)`."
     model.to(device).train()
     x, y = x.to(device), y.to(device)
@@ -58,12 +59,12 @@ def bench_setups(scale: str = 'cpu') -> dict:
             f"DLN ({s.dln_depth} layers, batch {len(d.x)})": (s.make_dln, d.x, d.y, dln_loss, 1e-6)}
 
 # %% ../nbs/31_bench.ipynb #178282e0
-def probe_costs(model, x, y, loss_fn, lr, probes, repeats: int = 3, n: int = 8, device='cpu') -> dict:
+def probe_costs(model, x, y, loss_fn, *, lr, probes, repeats: int = 3, n: int = 8, device='cpu') -> dict:
     "Time `probes.landscape(n=n)` (looped and `batched`) and `probes.ics` on `model`, against their floors of forward/backward passes."
     from bn_course.models import weight_layers
     model.to(device).train()
     x, y = x.to(device), y.to(device)
-    pass_ = step_ms(model, x, y, loss_fn, repeats, device)['pass_']
+    pass_ = step_ms(model, x, y, loss_fn, repeats=repeats, device=device)['pass_']
     L = len(weight_layers(model))
     land = time_ms(lambda: probes.landscape(model, loss_fn, x, y, lr, n=n), repeats, 1, device)
     land_b = time_ms(lambda: probes.landscape(model, loss_fn, x, y, lr, n=n, batched=True), repeats, 1, device)
@@ -125,7 +126,7 @@ def _steps_run(e: dict) -> int:
     return r.steps_trained if r else 0
 
 def course_floor(scale: str = 'cpu', log: list[dict] | None = None, cores: int | None = None, repeats: int = 10,
-                 measured_s: float | None = None, device='cpu') -> dict:
+                 *, measured_s: float | None = None, device='cpu') -> dict:
     """Per network (arch, norm) of the store's log: runs, steps trained, ms of a bare step, their floor and the
     training seconds measured; and in all: the floor over `cores`, the training time over it, the probes' share."""
     s, cores = runs_summary(log), cores or os.cpu_count() or 1
@@ -141,7 +142,7 @@ def course_floor(scale: str = 'cpu', log: list[dict] | None = None, cores: int |
         for (arch, norm), d in nets.items():
             make, x, y, loss_fn, lr = setups[arch]
             torch.manual_seed(0)
-            d['ms_per_step'] = step_ms(make(norm), x, y, loss_fn, repeats, device)['step']
+            d['ms_per_step'] = step_ms(make(norm), x, y, loss_fn, repeats=repeats, device=device)['step']
             d['floor_s'] = d['steps'] * d['ms_per_step'] / 1000
     work = sum(d['floor_s'] for d in nets.values())
     res = dict(nets=nets, steps=sum(d['steps'] for d in nets.values()), cores=cores, floor_s=work / cores,
@@ -163,19 +164,19 @@ def print_floor(f: dict, log=print):
     if 'measured_s' in f: log(f"the suite's wall time {f['measured_s']:.0f} s = {f['measured_over_floor']:.2f}x the floor")
 
 # %% ../nbs/31_bench.ipynb #4a8cfdd5
-def bench(scale: str = 'cpu', device: str = 'auto', repeats: int = 10, out='bn_course_out', probes=None,
+def bench(scale: str = 'cpu', device: str = 'auto', repeats: int = 10, out='bn_course_out', *, probes=None,
           log=print, threads: int | None = None) -> dict:
     """Print and return step times with and without BN, probe costs against their floors, and the projected course time,
     with `threads` torch CPU threads (default as `reproduce`: `default_threads(scale)`)."""
-    with torch_threads(default_threads(scale, threads)): return _bench(scale, default_device(device), repeats, out, probes, log)
+    with torch_threads(default_threads(scale, threads)): return _bench(scale, default_device(device), repeats, out, probes=probes, log=log)
 
-def _bench(scale, dev, repeats, out, probes, log) -> dict:
+def _bench(scale, dev, repeats, out, *, probes, log) -> dict:
     res = dict(scale=scale, device=str(dev), threads=torch.get_num_threads(), steps={}, probes={})
     log(f'bn-course bench: scale {scale}, device {dev}, {res["threads"]} torch threads, median of {repeats}')
     for name, (make, x, y, loss_fn, lr) in bench_setups(scale).items():
         for norm in ('none', 'batch'):
             torch.manual_seed(0)
-            t = res['steps'][f'{name}, {norm}'] = step_ms(make(norm), x, y, loss_fn, repeats, dev)
+            t = res['steps'][f'{name}, {norm}'] = step_ms(make(norm), x, y, loss_fn, repeats=repeats, device=dev)
             log(f"  step {name}, norm={norm:<5}: {t['step']:8.2f} ms  (forward+backward {t['pass_']:.2f} ms)")
     if probes is None:
         try: probes = importlib.import_module('bn_course.probes')
@@ -183,7 +184,7 @@ def _bench(scale, dev, repeats, out, probes, log) -> dict:
     if probes is not None:
         for name, (make, x, y, loss_fn, lr) in bench_setups(scale).items():
             torch.manual_seed(0)
-            p = res['probes'][name] = probe_costs(make('batch'), x, y, loss_fn, lr, probes, max(3, repeats//2), 8, dev)
+            p = res['probes'][name] = probe_costs(make('batch'), x, y, loss_fn, lr=lr, probes=probes, repeats=max(3, repeats//2), n=8, device=dev)
             log(f"  landscape(n=8) {name}, BN: {p['landscape_ms']:8.1f} ms, floor 9 passes {p['landscape_floor_ms']:.1f} ms"
                 f" ({p['landscape_ms']/p['landscape_floor_ms']:.2f}x); batched {p['landscape_batched_ms']:.1f} ms"
                 f" ({p['landscape_batched_ms']/p['landscape_floor_ms']:.2f}x)")

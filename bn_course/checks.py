@@ -156,7 +156,7 @@ def _num(v): return float(v) if isinstance(v, str) else v
 # %% ../nbs/05c_checks.ipynb #0e3d017c
 LEARNS_BAR = dict(vgg=0.6, dln=0.5)    # worst seed: VGG final test accuracy >=, DLN final loss / first loss <=
 
-def learns_check(arch: str, norm: str, runs: list, suffix: str = '', label: str | None = None) -> Check:
+def learns_check(arch: str, norm: str, runs: list, suffix: str = '', *, label: str | None = None) -> Check:
     """The regime check `learns-{norm}{suffix}` for the runs (one per seed) of one network: VGG worst final test accuracy
     >= 0.6, the pilot's bar; DLN worst final loss / first loss <= 0.5 (a diverged run fails)."""
     lab = f"the {label or norm} {arch.upper()}"

@@ -16,7 +16,8 @@ from tqdm.auto import tqdm
 from .claims import CLAIMS, load_claims
 from .setups import SCALES, get_scale, default_threads, torch_threads
 from .checks import save_result, load_result
-from .store import source_hash, runs_dir, prune_store, clear_store, Options, options
+from .store import source_hash, runs_dir, Options, options
+from .upkeep import prune_store, clear_store
 from .train import default_device
 from .report import verdict_of, report, results_checksum
 from .bench import bench, print_runs
@@ -70,7 +71,7 @@ def check_counts(**counts):
         if v is not None and (not isinstance(v, int) or v < 1): raise ValueError(f"{k} must be a positive integer, got {v!r}")
 
 # %% ../nbs/32_cli.ipynb #74e65d6b
-def check_args(names, scale, out, device, seeds, steps=None, threads=None, jobs=None) -> tuple[list[str], torch.device, Path]:
+def check_args(names, scale, out, device, *, seeds, steps=None, threads=None, jobs=None) -> tuple[list[str], torch.device, Path]:
     "Validate everything `reproduce` takes (and the run store's folder); returns the claim names, the device and the output directory."
     runs_dir()
     claims, broken = load_claims()
@@ -163,9 +164,9 @@ def reproduce(names=None, *, scale: str = 'cpu', out='bn_course_out', device: st
     `steps` shortens (or lengthens) every claim that trains: for smoke tests and time budgets, not for verdicts.
     `threads`: torch CPU threads per process (default `default_threads(scale)`), restored afterwards.
     `jobs`: processes running claims side by side, one claim module per process (default `default_jobs`)."""
-    names, dev, out = check_args(names, scale, out, device, seeds, steps, threads, jobs)
+    names, dev, out = check_args(names, scale, out, device, seeds=seeds, steps=steps, threads=threads, jobs=jobs)
     with torch_threads(default_threads(scale, threads)) as n:
-        return _reproduce(names, Job(scale, seeds, str(dev), steps, n, out), force, progress, log, default_jobs(scale, dev, jobs))
+        return _reproduce(names, Job(scale, seeds, str(dev), steps, n, out), force, progress, log=log, jobs=default_jobs(scale, dev, jobs))
 
 # %% ../nbs/32_cli.ipynb #e38aee50
 def run_and_save(names: list, job: Job, worker: bool = False) -> list[dict]:
@@ -183,7 +184,7 @@ def run_and_save(names: list, job: Job, worker: bool = False) -> list[dict]:
             for f in res.get('figures', []): _close(f)
     return rs
 
-def _reproduce(names, job: Job, force, progress, log, jobs) -> dict:
+def _reproduce(names, job: Job, force, progress, *, log, jobs) -> dict:
     scale, out, seeds, steps, threads, dev = job.scale, job.out, job.seeds, job.steps, job.threads, torch.device(job.device)
     _, broken = load_claims()
     for mod, err in broken.items(): log(f'warning: claim module {mod} failed to import: {err}')
@@ -340,7 +341,7 @@ def main(argv=None) -> int:
             check_device(a.device)
             runs_dir()
             check_counts(repeats=a.repeats, threads=a.threads)
-        else: check_args(a.only, a.scale, a.out, a.device, a.seeds, a.steps, a.threads, a.jobs)
+        else: check_args(a.only, a.scale, a.out, a.device, seeds=a.seeds, steps=a.steps, threads=a.threads, jobs=a.jobs)
     except ValueError as e: a.parser.error(str(e))   # prints usage and the message, exits with 2
     if a.cmd == 'bench':
         bench(a.scale, a.device, a.repeats, a.out, threads=a.threads)

@@ -75,9 +75,9 @@ def t50(r) -> float:
     t = steps_to(r.history, 0.5)
     return float(r.spec['steps']) if not math.isfinite(t) else t
 
-def _along(std, other, measure='grad_change', window='all', how='geo') -> list:
+def _along(std, other, measure='grad_change', window='all', *, how='geo') -> list:
     "Per seed, log(standard / other) of a landscape `measure` along the gradient (`seed_ratios`)."
-    return [_log(x) for x in seed_ratios(std, other, measure, 'gradient', WINDOWS[window], how)]
+    return [_log(x) for x in seed_ratios(std, other, measure, 'gradient', window=WINDOWS[window], how=how)]
 
 # %% ../nbs/16_effects.ipynb #152bca34
 def fig1_speed_effects(R: dict) -> list[Effect]:
@@ -184,7 +184,7 @@ def landscape_effects(name: str, R: dict, other: str = 'batch') -> list[Effect]:
     return [primary(name, _along(s, b)),
             Effect('loss-range', 'loss range along the gradient, standard / BN', _along(s, b, 'loss_range'), 0., '>', scale='log'),
             Effect('beta', 'effective beta-smoothness, standard / BN', _along(s, b, 'beta'), 0., '>', scale='log'),
-            Effect('early', 'gradient change in the first quarter, standard / BN (ratio of means)', _along(s, b, 'grad_change', 'early', 'mean'),
+            Effect('early', 'gradient change in the first quarter, standard / BN (ratio of means)', _along(s, b, 'grad_change', 'early', how='mean'),
                    math.log(100), '>', scale='log', paper=math.log(100))]
 
 def landscape_vgg_effects(R: dict) -> list[Effect]: return landscape_effects('landscape-vgg', R)
@@ -286,8 +286,8 @@ def effect_grid(names=None, scale: str | Scale = 'cpu', seeds=None) -> list[tupl
 
 FIGURE_GRID = [   # the runs the figures and "why" ablations read beyond the effects' grid, at the cpu scale's two figure seeds
     *[('vgg', n, lr, s) for lr in (0.03, 10.) for n in ('none', 'batch') for s in (0, 1)],      # Fig 1's sweep (10_fig1, the playground)
-    *[('dln', n, lr, s) for lr in (1e-7, 1e-8) for n in ('none', 'batch') for s in (0, 1)],     # Fig 3b and its earlier reading (12_ics)
-    *[('dln', n, 1e-7, s) for n in LP for s in (0, 1)]]                                         # Fig 13's earlier reading (15_lp)
+    *[('dln', n, lr, s) for lr in (1e-7, 1e-8) for n in ('none', 'batch') for s in (0, 1)],     # Fig 3b at the paper's other rates (12_ics's why)
+    *[('dln', n, 1e-7, s) for n in LP for s in (0, 1)]]                                         # Fig 13 at lr 1e-7 (15_lp's why)
 
 def expected_s(cell, scale: str | Scale = 'cpu') -> float:
     "A rough cost of training `cell` at `scale` on one CPU core, from `MS_PER_STEP` and `COST`: what `fill` orders by."
@@ -308,7 +308,7 @@ def _train_one(cell, scale: Scale, runs: str | None = None) -> float:
     return time.perf_counter() - t
 
 WEIGHTS_GRID = {'noisy-bn-training': [('vgg', 'noisy', 0.1, s, 'weights') for s in (0, 1)]}   # `EXTRA`'s final weights
-PILOT_GRID = [('vgg', n, 0.1, s, 'init=glorot') for n in ('none', 'batch') for s in (0, 1)]    # 05d_pilot's Glorot runs
+PILOT_GRID = [('vgg', n, 0.1, s, 'init=glorot') for n in ('none', 'batch') for s in (0, 1)]    # 05d_pilot's Glorot runs, also fig1-distributions' init ablation
 
 def cell_scale(cell, scale: Scale) -> Scale:
     "The scale a grid cell trains at: `scale`, with the VGG's init replaced for a cell tagged 'init=...'."
@@ -327,7 +327,7 @@ def course_grid(names=None, scale: str | Scale = 'cpu', seeds=None) -> dict:
         for c in effect_grid([n], s, seeds) + WEIGHTS_GRID.get(n, []): grid.setdefault(c, []).append(n)
     if names is None and s.name == 'cpu':
         for c in FIGURE_GRID: grid.setdefault(c, []).append('figures')
-        for c in PILOT_GRID: grid.setdefault(c, []).append('05d_pilot')
+        for c in PILOT_GRID: grid.setdefault(c, []).extend(['05d_pilot', 'fig1-distributions (why)'])
     return grid
 
 def grid_rows(names=None, scale: str | Scale = 'cpu', seeds=None) -> list[dict]:

@@ -27,7 +27,7 @@ def pilot_checks(std: History, bn: History, tag: str, p: dict = PILOT) -> list[C
                   steps_to(bn, p['level'])/steps_to(std, p['level']), '<=', p['max_speed_ratio'])]
 
 # %% ../nbs/05d_pilot.ipynb #c6286af8
-def pilot(scale: str | Scale = 'cpu', inits=PILOT['inits'], seeds=None, steps: int | None = None, device=None) -> dict:
+def pilot(scale: str | Scale = 'cpu', inits=PILOT['inits'], seeds=None, steps: int | None = None, *, device=None) -> dict:
     "Train the standard and BN VGG at lr 0.1 for each init and seed at `scale`'s budget; the runs and the pilot's checks."
     s = get_scale(scale)
     seeds = tuple(seeds or s.seeds)

@@ -61,7 +61,7 @@ def _stack(runs) -> np.ndarray:
     n = max(len(r) for r in runs)
     return np.stack([np.r_[r, np.full(n - len(r), np.nan)] for r in runs])
 
-def plot_seeds(runs, x=None, label: str | None = None, ax: Axes | None = None, band: str = 'minmax',
+def plot_seeds(runs, x=None, label: str | None = None, ax: Axes | None = None, *, band: str = 'minmax',
                smooth_window: int = 1, color=None, **kw) -> Axes:
     "Mean over seeds of `runs` (`[seeds, steps]`) against `x`, with a `band` ('minmax', 'std' or None)."
     if band not in ('minmax', 'std', None): raise ValueError(f"band must be 'minmax', 'std' or None, got {band!r}")
@@ -79,7 +79,7 @@ def plot_seeds(runs, x=None, label: str | None = None, ax: Axes | None = None, b
     return ax
 
 # %% ../nbs/06_plots.ipynb #3d30b2a8
-def plot_curves(groups: dict, x=None, ax: Axes | None = None, title: str = '', xlabel: str = 'training step',
+def plot_curves(groups: dict, x=None, ax: Axes | None = None, title: str = '', *, xlabel: str = 'training step',
                 ylabel: str = '', logy: bool = False, band: str = 'minmax', smooth_window: int = 1,
                 colors: dict | None = None, **kw) -> Axes:
     "One `plot_seeds` per `label -> runs` item of `groups`, with labels, a legend and an optional log y axis."
@@ -94,7 +94,7 @@ def plot_curves(groups: dict, x=None, ax: Axes | None = None, title: str = '', x
     return ax
 
 # %% ../nbs/06_plots.ipynb #dba6cc23
-def plot_lr_sweep(lrs, values: dict, diverged: dict | None = None, ax: Axes | None = None, title: str = '',
+def plot_lr_sweep(lrs, values: dict, diverged: dict | None = None, ax: Axes | None = None, *, title: str = '',
                   ylabel: str = 'final training loss', logy: bool = False, colors: dict | None = None) -> Axes:
     """`values[label]` is `[seeds, len(lrs)]` final metrics; `diverged[label]` the same shape, True where a
     run diverged (drawn as `x` at the top edge). Mean over non-diverged seeds against `lrs` on a log axis."""
@@ -124,7 +124,7 @@ def plot_lr_sweep(lrs, values: dict, diverged: dict | None = None, ax: Axes | No
 # %% ../nbs/06_plots.ipynb #da069b7c
 def _values(samples): return [np.asarray(s, dtype=float).ravel() for s in samples]
 
-def plot_ridge(steps, samples, ax: Axes | None = None, bins: int = 40, overlap: float = 1.5, max_rows: int = 25,
+def plot_ridge(steps, samples, ax: Axes | None = None, bins: int = 40, *, overlap: float = 1.5, max_rows: int = 25,
                title: str = '', xlabel: str = 'activation value', color='C0', lim=None) -> Axes:
     """Histogram of `samples[i]` (values at `steps[i]`) for up to `max_rows` evenly spaced steps,
     stacked downwards in training order; `overlap` is a row's peak height in row spacings."""
@@ -153,7 +153,7 @@ def percentiles(samples, q=(5, 25, 50, 75, 95)) -> np.ndarray:
     return np.stack([np.nanpercentile(v, q) if np.isfinite(v).any() else np.full(len(q), np.nan) for v in _values(samples)])
 
 # %% ../nbs/06_plots.ipynb #874fea7f
-def plot_percentiles(steps, samples, ax: Axes | None = None, title: str = '', ylabel: str = 'activation value',
+def plot_percentiles(steps, samples, ax: Axes | None = None, title: str = '', *, ylabel: str = 'activation value',
                      color='C0', label: str | None = None) -> Axes:
     "Median of each step's `samples` with shaded 25-75% and 5-95% bands, against `steps`."
     ax, p = _ax(ax), percentiles(samples)
@@ -175,7 +175,7 @@ def grid(n: int, ncols: int = 2, size=(4.5, 3.2), title: str = '', **kw):
     return fig, axs[:n]
 
 # %% ../nbs/06_plots.ipynb #ea032de0
-def plot_readings(readings: dict, bar: float, title: str = '', xlabel: str = 'value (one dot per seed)', log: bool = True,
+def plot_readings(readings: dict, bar: float, title: str = '', xlabel: str = 'value (one dot per seed)', *, log: bool = True,
                   ax: Axes | None = None) -> plt.Figure:
     "A dot plot of a check's number under several readings, `{reading: [per-seed values]}`, against the check's `bar`."
     ax = _ax(ax)

@@ -12,8 +12,8 @@ from .claims import load_claims
 from .store import source_hash
 
 # %% auto #0
-__all__ = ['verdict_of', 'trained_line', 'report_md', 'claim_notebook', 'headline', 'readme_table', 'markers', 'update_block',
-           'update_readme', 'results_checksum', 'readme_problems', 'report']
+__all__ = ['verdict_of', 'trained_line', 'report_md', 'claim_notebook', 'headline', 'readme_table', 'findings', 'markers',
+           'update_block', 'update_readme', 'results_checksum', 'readme_problems', 'report']
 
 # %% ../nbs/30_report.ipynb #55dbdac6
 def verdict_of(res: dict) -> str:
@@ -110,6 +110,28 @@ def readme_table(results: dict, nbs: str = 'nbs/') -> str:
         rows.append(f"| {name} | {_cell(m.get('figures', ''))} | **{verdict_of(r)}** | " + ' | '.join(headline(r)) + ' |')
     return '\n'.join(rows) + '\n'
 
+def findings(results: dict) -> str:
+    """README's opening, generated from a `reproduce` run's verdicts: how many claims each word got and how sure that is,
+    then which of the paper's statements (`claims.PRIMARY`) hold at this scale, which do not, and which the run leaves open."""
+    from bn_course.claims import PRIMARY
+    rs = results['claims']
+    word = {n: verdict_of(r) for n, r in rs.items()}
+    group = lambda w: [n for n in rs if word[n].startswith(w)]
+    sup, con, inc = group('supported'), group('contradicted'), group('inconclusive')
+    rest = [n for n in rs if n not in sup + con + inc]
+    short = [n for n in inc if 'declared' in headline(rs[n])[3]]
+    seeds = sorted({int(headline(r)[3].split()[0]) for r in rs.values() if headline(r)[3]})
+    said = lambda ns: '; '.join(f"{PRIMARY[n].paper if n in PRIMARY else n} (`{n}`: {headline(rs[n])[1]})" for n in ns)
+    scale = results.get('config', {}).get('scale', 'cpu')
+    out = [f"At the `{scale}` scale the course tests {len(rs)} claims of the paper, each by one effect declared before its runs and "
+           f"its 95% interval over {seeds[0]} to {seeds[-1]} seeds: **{len(sup)} supported, {len(con)} contradicted, {len(inc)} inconclusive**"
+           + (f", {len(rest)} not in the paper's regime" if rest else '') + (f" ({len(short)} of the inconclusive ran on fewer seeds than declared)" if short else '') + '.']
+    if sup: out.append(f"**Holds here:** {said(sup)}.")
+    if con: out.append(f"**Does not hold here:** {said(con)}.")
+    if inc: out.append(f"**Left open:** {said(inc)}.")
+    if rest: out.append(f"**Not in the paper's regime** (a network compared does not learn): {said(rest)}.")
+    return '\n\n'.join(out) + '\n'
+
 # %% ../nbs/30_report.ipynb #57309cd2
 def markers(block: str = 'verdicts') -> tuple[str, str]: return f'<!-- {block} -->', f'<!-- /{block} -->'
 
@@ -180,6 +202,7 @@ def report(out='bn_course_out', readme=None, claims=None) -> dict:
     (Path(out)/'report.md').write_text(report_md(results))
     table = readme_table(results)
     (Path(out)/'readme_table.md').write_text(table)
+    (Path(out)/'findings.md').write_text(findings(results))
     if readme is None: return results
     from bn_course.cli import claim_code                 # the command line imports this module: imported when called
     registered, broken = load_claims()
@@ -191,4 +214,5 @@ def report(out='bn_course_out', readme=None, claims=None) -> dict:
     if ps: raise ValueError(f"{readme} left as it was: {p} cannot be its verdict table: {'; '.join(ps)}. README needs a "
                             f"complete run of every claim at the default steps and seeds: `bn-course reproduce --out {out}`")
     update_readme(table, readme)
+    if markers('findings')[0] in Path(readme).read_text(): update_block(findings(results), readme, 'findings')
     return results

@@ -33,7 +33,7 @@ def _window(p, steps, window):
     s = p['steps']
     return (s >= window[0]*steps) & (s < window[1]*steps)
 
-def seed_ratios(base: list, other: list, measure: str, direction: str = 'gradient', window=(0., 1.), how: str = 'geo') -> list[float]:
+def seed_ratios(base: list, other: list, measure: str, direction: str = 'gradient', *, window=(0., 1.), how: str = 'geo') -> list[float]:
     """Per pair of runs (seeds in order), `base`/`other` for `measure` over the measurements in `window` (fractions of
     training): geometric mean of the per-step ratios (`how='geo'`, the typical gap between two curves on a log axis)
     or ratio of means (`'mean'`, the gap between the shaded regions as the eye reads them)."""
@@ -77,7 +77,7 @@ def landscape_table(st: dict) -> list[dict]:
                 for w, win in WINDOWS.items():
                     for how in ('geo', 'mean'):
                         rows.append(dict(norm=n, direction=d, measure=m, window=w, how=how,
-                                         seeds=seed_ratios(runs[base], runs[n], m, d, win, how)))
+                                         seeds=seed_ratios(runs[base], runs[n], m, d, window=win, how=how)))
     return rows
 
 # %% ../nbs/08_smoothness.ipynb #d589324b

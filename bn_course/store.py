@@ -20,8 +20,7 @@ from .setups import (Scale, Run, get_scale, run_spec, spec_label, train_run, run
 
 # %% auto #0
 __all__ = ['MARKER', 'RUN_MODULES', 'runs_dir', 'source_hash', 'run_key', 'store_log', 'entry_header', 'read_entry', 'load_run',
-           'get_run', 'stored_run', 'entry_path', 'get_model', 'store_entries', 'prune_store', 'clear_store', 'Options',
-           'options', 'grid_runs']
+           'get_run', 'stored_run', 'entry_path', 'get_model', 'Options', 'options', 'grid_runs']
 
 # %% ../nbs/05b_store.ipynb #960779be
 MARKER = '.bn_course_store'          # the file that makes a folder a run store
@@ -320,92 +319,6 @@ def _plain_files(d: Path, pattern: re.Pattern) -> list[Path]:
     "The plain files (no symlinks, no folders) in the folder `d` whose names `pattern` matches whole; none if `d` is no plain folder."
     if d.is_symlink() or not d.is_dir(): return []
     return sorted(p for p in d.iterdir() if pattern.fullmatch(p.name) and not p.is_symlink() and p.is_file())
-
-def store_entries() -> list[dict]:
-    """Every entry in the store (a plain file named as entries are): `path`, `key`, `kind` ('run' or 'model'), `run` (what
-    it holds), `source` (the code that made it), `bytes`, `age_s`, and `stale`: why this code never reads it, '' if it
-    does. `ours` says whether its header is the store's: only those are ever removed."""
-    out, now = [], time.time()
-    for p in _plain_files(runs_dir(), _ENTRY):
-        key, kind = _key_kind(p)
-        try: st, h, why = p.stat(), entry_header(p), ''
-        except FileNotFoundError: continue
-        except PermissionError: st, h, why = p.stat(), {}, f'unreadable here ({_owner(p)})'
-        except BadEntry as e: st, h, why = p.stat(), {}, f'not a store entry: {e}'
-        if not why and h.get('format') != FORMAT: why = 'made by older code (a pickled entry, never loaded)'
-        if not why and (h.get('key'), h.get('kind')) != (key, kind): why = f"bad: it holds {h.get('kind')} {h.get('key')} (renamed)"
-        if not why and h.get('source') != source_hash(): why = f"made by other code (source {h.get('source')})"
-        if not why and h.get('torch') != torch.__version__: why = f"made by torch {h.get('torch')}"
-        out.append(dict(path=p, key=p.name.removesuffix('.pt'), kind=kind, run=h.get('run', '?'), source=h.get('source'),
-                        bytes=st.st_size, age_s=now - st.st_mtime, stale=why, ours=bool(h)))
-    return out
-
-# %% ../nbs/05b_store.ipynb #e22b0c74
-def _remove(paths) -> dict:
-    "Remove the plain files `paths` (never a symlink or a folder): how many files and bytes that freed, and those it could not."
-    n = b = 0
-    failed = []
-    for p in paths:
-        try:
-            st = os.lstat(p)
-            if not stat.S_ISREG(st.st_mode): continue
-            os.unlink(p)
-            n, b = n + 1, b + st.st_size
-        except FileNotFoundError: pass
-        except OSError as e: failed.append((p.name, e.strerror or str(e)))
-    return dict(files=n, bytes=b, failed=failed)
-
-def _free_locks(d: Path) -> int:
-    "Remove the store's lock files in `d` that no process holds (and this user may remove); how many."
-    n = 0
-    for p in _plain_files(d, _LOCK):
-        try:
-            with open(p, 'a') as f:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                p.unlink(missing_ok=True)
-                n += 1
-        except OSError: continue                        # held by a process training that run, or another user's
-    return n
-
-def _writable_store() -> Path:
-    d = runs_dir()
-    if not _writable(d): raise ValueError(f"the run store {d} is read-only here: nothing can be removed from it")
-    return d
-
-def _leftovers(d: Path) -> list[Path]:
-    "The store's own debris: bad entries set aside in `corrupt/`, and temporary files of saves over an hour old (killed)."
-    def age(p: Path) -> float:
-        try: return time.time() - p.stat().st_mtime
-        except FileNotFoundError: return 0.               # renamed into place by a save meanwhile
-    return _plain_files(d/'corrupt', _ASIDE) + [p for p in _plain_files(d, _TMP) if age(p) > 3600]
-
-# %% ../nbs/05b_store.ipynb #0f4a153c
-def prune_store(older_than_days: float | None = None, sources=()) -> dict:
-    """Remove what no checkout reads: entries whose header is the store's but that hold another entry (renamed), the
-    entries set aside in `corrupt/`, lock files no process holds, and temporary files a killed save left. Entries made by
-    other code or another torch are kept, as another checkout may read them, unless their source is in `sources` or they
-    are older than `older_than_days`. Files without the store's header are never removed. Returns `files`, `bytes` and
-    `locks` freed, and `kept`: `(name, why)` for each entry left that this code does not read."""
-    d, kept, gone = _writable_store(), [], []
-    for e in store_entries():
-        if not e['stale']: continue
-        asked = e['source'] in sources or (older_than_days is not None and e['age_s'] > older_than_days*86400)
-        if e['ours'] and (e['stale'].startswith('bad') or asked): gone.append(e['path'])
-        else: kept.append((e['path'].name, e['stale'] if not e['ours'] else
-                           f"{e['stale']}: another checkout may read it (--older-than DAYS or --source HASH removes it)"))
-    res = _remove(gone + _leftovers(d))
-    return res | dict(locks=_free_locks(d), kept=kept + res.pop('failed'))
-
-# %% ../nbs/05b_store.ipynb #327621cc
-def clear_store() -> dict:
-    """Empty the store of everything it wrote: every entry with the store's header (whatever code made it), the entries
-    set aside, the log, temporary files over an hour old and free lock files. Files without the store's header stay, listed in `kept`."""
-    d = _writable_store()
-    _RUNS.clear()
-    es = store_entries()
-    res = _remove([e['path'] for e in es if e['ours']] + _plain_files(d, re.compile(r'log\.jsonl')) + _leftovers(d))
-    kept = [(e['path'].name, e['stale']) for e in es if not e['ours']] + res.pop('failed')
-    return res | dict(locks=_free_locks(d), kept=kept)
 
 # %% ../nbs/05b_store.ipynb #a1656abd
 def _seeds(seeds, s: Scale) -> list[int]:

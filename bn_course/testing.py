@@ -41,7 +41,7 @@ def temp_store():
         store._RUNS.update(held)
 
 # %% ../nbs/09_testing.ipynb #bd9aba61
-def fake_run(arch: str = 'vgg', norm: str = 'none', lr: float = 0.1, seed: int = 0, steps: int = 100, **measured) -> SimpleNamespace:
+def fake_run(arch: str = 'vgg', norm: str = 'none', lr: float = 0.1, seed: int = 0, *, steps: int = 100, **measured) -> SimpleNamespace:
     "A stand-in store run of `arch` with `norm` at `lr` and `seed`, holding what a test gives in `measured` (`history`, `moments`, ...)."
     return SimpleNamespace(spec=dict(arch=arch, norm=norm, lr=lr, seed=seed, steps=steps), label=f'fake {arch} {norm} lr={lr:g} seed={seed}',
                            **measured)

@@ -6,13 +6,13 @@
 from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
-import functools
+import functools, sys
 
 from ..store import Options, options
 
 # %% auto #0
-__all__ = ['CLAIMS', 'CLAIM_PACKAGE', 'PRIMARY', 'Claim', 'claim_modules', 'claim', 'all_claims', 'load_claims', 'get_claim',
-           'verdict_box', 'effects_forest', 'forest', 'effects_lines', 'effects_reading', 'Declared']
+__all__ = ['CLAIMS', 'CLAIM_PACKAGE', 'PRIMARY', 'Claim', 'claim_modules', 'missing_notice', 'claim', 'all_claims', 'load_claims',
+           'get_claim', 'verdict_box', 'effects_forest', 'forest', 'effects_lines', 'effects_reading', 'Declared']
 
 # %% ../../nbs/05e_claims.ipynb #df61a0a5
 @dataclass
@@ -35,6 +35,20 @@ def claim_modules() -> list[str]:
     return sorted(f'{CLAIM_PACKAGE}.{m.name}' for m in pkgutil.iter_modules(pkg.__path__))
 
 # %% ../../nbs/05e_claims.ipynb #ab152d08
+def missing_notice(name: str, scale='cpu', file=None) -> list:
+    """Before a claim reads its networks: say which of them the run store lacks, what training them here will take, and
+    how to train them in the background instead (`bn-course runs --fill`); nothing when the store holds them all. The missing rows."""
+    from bn_course.effects import grid_rows, READS
+    if name not in READS: return []
+    rows = grid_rows([name], scale)
+    miss = [r for r in rows if not r['stored']]
+    if miss:
+        print(f"{name} reads {len(rows)} networks; the run store lacks {len(miss)}: training them now, about "
+              f"{sum(r['seconds'] for r in miss)/60:.0f} min on one core (longest: {miss[0]['label']}). To train them in the "
+              f"background instead, stop here and run `bn-course runs --fill --only {name}`; see `bn-course list --runs`.",
+              file=file or sys.stderr, flush=True)
+    return miss
+
 def claim(name: str, figures: str, statement: str):
     """Decorator registering `f(o: Options) -> ClaimResult` as the experiment of claim `name`. What it registers and
     returns is `run(scale='cpu', seeds=None, device=None, steps=None)`, the one signature of every claim, which builds
@@ -47,6 +61,7 @@ def claim(name: str, figures: str, statement: str):
         def run(scale: str | Options = 'cpu', seeds=None, device=None, steps: int | None = None, **kw):
             o = options(scale, seeds=seeds, device=device, steps=steps) if not isinstance(scale, Options) else scale
             from bn_course.effects import judge
+            if o.steps is None: missing_notice(name, o.scale)
             return judge(f(o, **kw), o)
         module = f.__module__
         if module == '__main__' and name in CLAIMS: module = CLAIMS[name].module
@@ -100,7 +115,8 @@ def verdict_box(res) -> 'Markdown':
     bad = [c for c in res.regime if not c.passed]
     if bad: rows += ['>', '> **Not learning:** ' + '; '.join(f'{c.statement}: {c.value:.3g}, needs {c.op} {c.threshold:g}' for c in bad)]
     rows += ['>', f"> **This run:** {res.summary}"]
-    if res.why: rows += ['>', f"> **{'Where a secondary reading departs' if res.verdict == 'supported' else 'Why it differs'}:** {res.why}"]
+    if res.why: rows += ['>', f"> **{'Where a secondary reading departs' if res.verdict == 'supported' else 'Why it differs'}:** the essay "
+                          "asks below which of the course's choices could cause it, then answers with effects (`report.md` lists them)"]
     return Markdown('\n'.join(rows))
 
 # %% ../../nbs/05e_claims.ipynb #b68109c3

@@ -198,7 +198,7 @@ def readings_effects(runs: dict, which: str = 'gradient') -> list[Effect]:
     'batch': [...]}`): `'gradient'`, the gradient change along the gradient (first quarter or whole run, ratio of means or geometric mean
     of the per-probe ratios, raw or per unit step) against the paper's 100x; `'random'`, each measure along random directions against 1x."""
     s, b = runs['none'], runs['batch']
-    log = lambda m, d, w, how: [_log(x) for x in seed_ratios(s, b, m, d, WINDOWS[w], how)]
+    log = lambda m, d, w, how: [_log(x) for x in seed_ratios(s, b, m, d, window=WINDOWS[w], how=how)]
     if which == 'gradient':
         return [Effect(_reading_name(m, w, how), f"{_reading_name(m, w, how)}{' (the effect early above)' if (m, w, how) == GRADIENT_READINGS[0] else ''}, "
                        "standard / BN", log(m, 'gradient', w, how), math.log(100), '>', scale='log') for m, w, how in GRADIENT_READINGS]

@@ -258,7 +258,7 @@ def reading_effects(full: dict) -> list[Effect]:
     training or its first quarter, as a geometric mean of the per-step ratios or a ratio of means."""
     R = full['runs']
     def one(d, m, w, how):
-        v = np.min([[_lr(x, 1) for x in seed_ratios(R['none'], R[p], m, d, WINDOWS[w], how)] for p in LP], 0)
+        v = np.min([[_lr(x, 1) for x in seed_ratios(R['none'], R[p], m, d, window=WINDOWS[w], how=how)] for p in LP], 0)
         return Effect(f'{d}-{m}-{w}-{how}', f"gradient change{' per unit step' if m.endswith('length') else ''}, standard / p (smallest "
                       f"over p): {'gradient' if d == 'gradient' else 'random directions'}, {'first quarter' if w == 'early' else 'all of training'}, "
                       f"{'ratio of means' if how == 'mean' else 'geometric mean'}", v, 0., '>', scale='log',
