@@ -293,7 +293,7 @@ def effect_sentence(e: Effect) -> str:
     lo, hi = e.interval
     n, conf = len(e.finite), '90%' if e.side == '=' else '95%'
     ci = f'{conf} interval {_val(e, lo)} to {_val(e, hi)}' if math.isfinite(lo) else 'no interval'
-    short = f'; {len(e.values)} of the {e.declared_n} seeds declared' if len(e.values) < e.declared_n else ''
+    short = f'; {e.declared_n} declared' if len(e.values) < e.declared_n else ''
     s = f"{e.statement}{', as a factor' if e.scale == 'log' else ''}: {_val(e, e.estimate)} ({ci}, {n} seeds{short}); the paper: {bar_text(e)}: **{e.word}**"
     return s[:1].upper() + s[1:]
 

@@ -150,8 +150,8 @@ def noisy_test_effect(o: Options, seeds) -> Effect:
     from bn_course.measures import final_test_acc
     lr, vals = PAPER_LR['vgg'], []
     for s in seeds:
-        model, _ = get_model('vgg', 'noisy', lr, s, o.scale, o.steps, o.device)
-        bn = get_run('vgg', 'batch', lr, s, o.scale, o.steps, o.device)
+        model, _ = get_model('vgg', 'noisy', lr, s, scale=o.scale, steps=o.steps, device=o.device)
+        bn = get_run('vgg', 'batch', lr, s, scale=o.scale, steps=o.steps, device=o.device)
         vals.append(reestimated_accuracy(model, o.scale.vgg_data()) - final_test_acc(bn.history))
     return Effect('noisy-test', "final test accuracy, noisy BN with its statistics re-estimated without the noise - BN", vals, 0., '=', 0.03)
 

@@ -35,6 +35,6 @@ def pilot(scale: str | Scale = 'cpu', inits=PILOT['inits'], seeds=None, steps: i
     for init in inits:
         si = replace(s, vgg={**s.vgg, 'init': init})
         for seed in seeds:
-            for norm in ('none', 'batch'): runs[init, norm, seed] = get_run('vgg', norm, PILOT['lr'], seed, si, steps, device)
+            for norm in ('none', 'batch'): runs[init, norm, seed] = get_run('vgg', norm, PILOT['lr'], seed, scale=si, steps=steps, device=device)
             checks += pilot_checks(runs[init, 'none', seed].history, runs[init, 'batch', seed].history, f'{init}-seed{seed}')
     return dict(runs=runs, checks=checks, seeds=seeds, inits=tuple(inits))

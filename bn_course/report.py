@@ -97,7 +97,7 @@ def headline(res: dict) -> tuple[str, str, str, str]:
     e = next((effect_from_json(d) for d in res.get('effects', []) if d.get('primary')), None)
     if e is None: return '', '', '', ''
     lo, hi = e.interval
-    n = f"{len(e.finite)}" + (f" of {e.declared_n} declared" if len(e.values) < e.declared_n else '')
+    n = f"{len(e.finite)}" + (f" ({e.declared_n} declared)" if len(e.values) < e.declared_n else '')
     return _cell(e.statement), _val(e, e.estimate), _cell(f"{_val(e, lo)} to {_val(e, hi)}; paper: {bar_text(e)}"), n
 
 def readme_table(results: dict, nbs: str = 'nbs/') -> str:
@@ -115,21 +115,21 @@ def findings(results: dict) -> str:
     then which of the paper's statements (`claims.PRIMARY`) hold at this scale, which do not, and which the run leaves open."""
     from bn_course.claims import PRIMARY
     rs = results['claims']
-    word = {n: verdict_of(r) for n, r in rs.items()}
+    word, head = {n: verdict_of(r) for n, r in rs.items()}, {n: headline(r) for n, r in rs.items()}
     group = lambda w: [n for n in rs if word[n].startswith(w)]
-    sup, con, inc = group('supported'), group('contradicted'), group('inconclusive')
-    rest = [n for n in rs if n not in sup + con + inc]
-    short = [n for n in inc if 'declared' in headline(rs[n])[3]]
-    seeds = sorted({int(headline(r)[3].split()[0]) for r in rs.values() if headline(r)[3]})
-    said = lambda ns: '; '.join(f"{PRIMARY[n].paper if n in PRIMARY else n} (`{n}`: {headline(rs[n])[1]})" for n in ns)
+    sup, con, inc, off = group('supported'), group('contradicted'), group('inconclusive'), group('not in')
+    bad = [n for n in rs if n not in sup + con + inc + off]
+    short = [n for n in inc if 'declared' in head[n][3]]
+    seeds = sorted({int(h[3].split()[0]) for h in head.values() if h[3][:1].isdigit()})
+    said = lambda ns: '; '.join(f"{PRIMARY[n].paper if n in PRIMARY else n} (`{n}`" + (f": {head[n][1]})" if head[n][1] else ')') for n in ns)
     scale = results.get('config', {}).get('scale', 'cpu')
-    out = [f"At the `{scale}` scale the course tests {len(rs)} claims of the paper, each by one effect declared before its runs and "
-           f"its 95% interval over {seeds[0]} to {seeds[-1]} seeds: **{len(sup)} supported, {len(con)} contradicted, {len(inc)} inconclusive**"
-           + (f", {len(rest)} not in the paper's regime" if rest else '') + (f" ({len(short)} of the inconclusive ran on fewer seeds than declared)" if short else '') + '.']
-    if sup: out.append(f"**Holds here:** {said(sup)}.")
-    if con: out.append(f"**Does not hold here:** {said(con)}.")
-    if inc: out.append(f"**Left open:** {said(inc)}.")
-    if rest: out.append(f"**Not in the paper's regime** (a network compared does not learn): {said(rest)}.")
+    over = f" and its interval over {seeds[0]} to {seeds[-1]} seeds (95%; 90% for a no-difference statement)" if seeds else ''
+    out = [f"At the `{scale}` scale the course tests {len(rs)} claims of the paper, each by one effect declared before its runs{over}: "
+           f"**{len(sup)} supported, {len(con)} contradicted, {len(inc)} inconclusive**" + (f", {len(off)} not in the paper's regime" if off else '')
+           + (f", {len(bad)} without a verdict (failed)" if bad else '') + (f" ({len(short)} of the inconclusive ran on fewer seeds than declared)" if short else '') + '.']
+    for title, ns in (('Holds here', sup), ('Does not hold here', con), ('Left open', inc),
+                      ("Not in the paper's regime (a network compared does not learn)", off), ('No verdict (the claim failed)', bad)):
+        if ns: out.append(f"**{title}:** {said(ns)}.")
     return '\n\n'.join(out) + '\n'
 
 # %% ../nbs/30_report.ipynb #57309cd2

@@ -18,7 +18,7 @@ def _check_input(x, num_features, training):
                          f"{tuple(x.shape)}: use a batch of 2 or more (or length L > 1), or eval mode, which uses the running statistics")
 
 # %% ../nbs/01a_batchnorm.ipynb #1cdc1284
-def batch_norm(x, gamma, beta, running_mean, running_var, *, training, momentum=0.1, eps=1e-5):
+def batch_norm(x, gamma, beta, *, running_mean, running_var, training, momentum=0.1, eps=1e-5):
     "Normalise `x` ([N, C] or [N, C, L]) per channel C; in training use the batch's statistics and update the running ones in place."
     _check_input(x, gamma.numel(), training)
     dims = [0] + list(range(2, x.dim()))                        # every axis but the channel: batch and length
@@ -46,7 +46,7 @@ class BatchNorm(nn.Module):
         self.register_buffer('num_batches_tracked', torch.tensor(0, dtype=torch.long))
 
     def forward(self, x):
-        y = batch_norm(x, self.weight, self.bias, self.running_mean, self.running_var,
+        y = batch_norm(x, self.weight, self.bias, running_mean=self.running_mean, running_var=self.running_var,
                        training=self.training, momentum=self.momentum, eps=self.eps)
         if self.training: self.num_batches_tracked += 1
         return y

@@ -247,7 +247,7 @@ def _stored(key: str) -> Run | None:
     return run
 
 # %% ../nbs/05b_store.ipynb #b8d7e04f
-def get_run(arch: str, norm: str, lr: float, seed: int = 0, scale: str | Scale = 'cpu', steps: int | None = None,
+def get_run(arch: str, norm: str, lr: float, seed: int = 0, *, scale: str | Scale = 'cpu', steps: int | None = None,
             device=None, wait: bool = True) -> Run | None:
     """The run of `arch` ('vgg' or 'dln') with `norm` at `lr` and `seed` at `scale` (`steps`: the scale's budget
     unless given): from memory, else from the store, else trained now (with its measurements) and stored. While another
@@ -270,7 +270,7 @@ def get_run(arch: str, norm: str, lr: float, seed: int = 0, scale: str | Scale =
     return run
 
 # %% ../nbs/05b_store.ipynb #de37fb94
-def stored_run(arch: str, norm: str, lr: float, seed: int = 0, scale: str | Scale = 'cpu', steps: int | None = None,
+def stored_run(arch: str, norm: str, lr: float, seed: int = 0, *, scale: str | Scale = 'cpu', steps: int | None = None,
                device=None) -> Run | None:
     """The run `get_run` would return if it is already in memory or in the store, without ever training it: None if it
     is not there."""
@@ -283,7 +283,7 @@ def entry_path(arch: str, norm: str, lr: float, seed: int = 0, *, scale: str | S
     return runs_dir()/f"{run_key(run_spec(arch, norm, lr, seed, scale, steps, None)[0])}{'.model' if weights else ''}.pt"
 
 # %% ../nbs/05b_store.ipynb #6b6ec301
-def get_model(arch: str, norm: str, lr: float, seed: int = 0, scale: str | Scale = 'cpu', steps: int | None = None,
+def get_model(arch: str, norm: str, lr: float, seed: int = 0, *, scale: str | Scale = 'cpu', steps: int | None = None,
               device=None) -> tuple[torch.nn.Module, History]:
     """`(model, history)` of the network `get_run(arch, norm, lr, seed, scale, steps)` describes, with its final weights:
     from the store (`<key>.model.pt`), else trained now without the measurements and stored."""
@@ -363,8 +363,8 @@ def grid_runs(arch: str, norms, lrs, o: Options | str | Scale | None = None, **s
     grid = [float(lrs)] if one else [float(lr) for lr in lrs]
     if not grid: raise ValueError('lrs must hold at least one learning rate')
     cells = [(n, lr, seed) for n in norms for lr in grid for seed in seeds]
-    for n, lr, seed in cells: get_run(arch, n, lr, seed, s, steps=steps, device=device, wait=False)   # what nobody else trains
-    runs = {n: {lr: [get_run(arch, n, lr, seed, s, steps=steps, device=device) for seed in seeds] for lr in grid} for n in norms}
+    for n, lr, seed in cells: get_run(arch, n, lr, seed, scale=s, steps=steps, device=device, wait=False)   # what nobody else trains
+    runs = {n: {lr: [get_run(arch, n, lr, seed, scale=s, steps=steps, device=device) for seed in seeds] for lr in grid} for n in norms}
     st = dict(arch=arch, scale=s.name, norms=list(norms), seeds=seeds, steps=runs[norms[0]][grid[0]][0].spec['steps'],
               probes={k: MEASUREMENTS[arch][k] for k in ('probe_scale', 'probe_n', 'spacing')})
     return st | (dict(lr=grid[0], runs={n: r[grid[0]] for n, r in runs.items()}) if one else dict(lrs=grid, runs=runs))

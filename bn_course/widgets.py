@@ -5,7 +5,7 @@
 # %% ../nbs/20_playground_lib.ipynb #a51f1a32
 from __future__ import annotations
 import io, json, math, os, time
-from dataclasses import dataclass, field, asdict
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -14,29 +14,21 @@ import torch.nn.functional as F
 import ipywidgets as widgets
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import NullFormatter, LogLocator, FuncFormatter
 from tqdm.auto import tqdm
 
 from .data import data_dir
 from .train import Callback, Measure, History
 from .setups import run_vgg, get_scale
-from IPython.display import Markdown
-from .store import stored_run, get_run
-from .measures import steps_to, final_loss, final_acc, final_test_acc
-from .plots import NORM_STYLE, norm_label
+from .measures import steps_to
+from .lr_runs import (NORMS, STORE_LRS, LABELS, COLORS, RunCurves, running_mean, mark_divergence,
+                               store_sweep)
 
 # %% auto #0
-__all__ = ['NORMS', 'STORE_LRS', 'LRS', 'LABELS', 'COLORS', 'PANEL_LRS', 'CHANCE', 'variants', 'nearest_lr', 'RunCurves',
-           'StepRecorder', 'probe_beta', 'train_variants', 'draw', 'png', 'sweep_path', 'sweep', 'draw_sweep',
-           'from_store', 'store_sweep', 'fig1_runs', 'budget', 'lr_numbers', 'lr_table', 'look_for', 'draw_lr_panels',
-           'has_frontend', 'Playground', 'lr_playground']
+__all__ = ['LRS', 'variants', 'nearest_lr', 'StepRecorder', 'probe_beta', 'train_variants', 'draw', 'png', 'sweep_path', 'sweep',
+           'draw_sweep', 'budget', 'has_frontend', 'Playground', 'lr_playground']
 
 # %% ../nbs/20_playground_lib.ipynb #572f1e41
-NORMS = ('none', 'batch', 'noisy', 'l1', 'l2', 'linf')
-STORE_LRS = (0.01, 0.03, 0.1, 0.3, 0.5, 1.0, 3.0, 10.0)     # Fig 1's learning-rate sweep (`10_fig1`), in the store
-LRS = STORE_LRS + (30.0, 100.0)                              # the slider's grid: Fig 1's and two where the standard net overflows
-LABELS = {n: norm_label(n) for n in NORMS}                   # the course's one palette (`06_plots.NORM_STYLE`)
-COLORS = {n: NORM_STYLE[n]['color'] for n in NORMS}
+LRS = STORE_LRS + (30.0, 100.0)            # the slider's grid: Fig 1's (`lr_runs.STORE_LRS`) and two where the standard net overflows
 
 def variants(norm: str) -> list[str]:
     "The runs the playground shows for `norm`: it, then the standard network and BatchNorm (no repeats)."
@@ -46,38 +38,6 @@ def variants(norm: str) -> list[str]:
 def nearest_lr(lr: float, lrs=LRS) -> float:
     "The grid learning rate closest to `lr` on a log scale."
     return min(lrs, key=lambda g: abs(math.log(g) - math.log(lr)))
-
-# %% ../nbs/20_playground_lib.ipynb #69bcf9ab
-@dataclass
-class RunCurves:
-    "One training run as the playground draws it: per-step loss and accuracy, test accuracy, effective beta, divergence."
-    norm: str
-    lr: float
-    loss: list = field(default_factory=list)
-    acc: list = field(default_factory=list)
-    beta_steps: list = field(default_factory=list)
-    beta: list = field(default_factory=list)
-    diverged_at: int | None = None
-    test_steps: list = field(default_factory=list)
-    test_acc: list = field(default_factory=list)
-
-    @property
-    def diverged(self) -> bool: return self.diverged_at is not None
-
-    def final_loss(self, last: int = 10) -> float:
-        "Mean training loss of the last `last` steps (`measures.final_loss`); NaN if the run diverged."
-        return final_loss(self, last)
-
-    def history(self) -> History:
-        "The run as a `History`, for `bn_course.measures`."
-        return History(self.lr, loss=self.loss, acc=self.acc, test_steps=self.test_steps, test_acc=self.test_acc,
-                       diverged_at=self.diverged_at)
-
-    def finish(self, h: History) -> RunCurves:
-        "Take the final loss, accuracy, test accuracy and divergence step from `train`'s history."
-        self.loss, self.acc, self.diverged_at = list(h.loss), list(h.acc), h.diverged_at
-        self.test_steps, self.test_acc = list(h.test_steps), list(h.test_acc)
-        return self
 
 # %% ../nbs/20_playground_lib.ipynb #91b8cbec
 class StepRecorder(Callback):
@@ -107,7 +67,7 @@ def probe_beta():
     return beta
 
 # %% ../nbs/20_playground_lib.ipynb #422a4914
-def train_variants(norm: str, lr: float, steps: int, scale='cpu', seed: int = 0, beta='probe',
+def train_variants(norm: str, lr: float, steps: int, scale='cpu', *, seed: int = 0, beta='probe',
                    beta_every: int | None = None, on_update=None, every: int | None = None) -> dict[str, RunCurves]:
     "Train `norm` and the runs without normalization and with BatchNorm at `lr`; returns `{norm: RunCurves}`."
     if beta == 'probe': beta = probe_beta()
@@ -127,34 +87,22 @@ def train_variants(norm: str, lr: float, steps: int, scale='cpu', seed: int = 0,
     return runs
 
 # %% ../nbs/20_playground_lib.ipynb #7d2ed4e9
-def _smooth(v, k: int = 10):
-    "Running mean of the last `k` values (fewer at the start); NaN where `v` is not finite."
-    v = np.asarray(v, dtype=float)
-    c = np.r_[0, np.cumsum(np.nan_to_num(v, posinf=0, neginf=0))]
-    i = np.arange(len(v))
-    out = (c[i + 1] - c[np.maximum(i + 1 - k, 0)]) / np.minimum(i + 1, k)
-    out[~np.isfinite(v)] = np.nan
-    return out
-
-def _mark_divergence(ax, r: RunCurves):
-    ax.plot([r.diverged_at], [0.95], 'x', color=COLORS[r.norm], ms=10, mew=2.5, transform=ax.get_xaxis_transform(), clip_on=False)
-
 def _label(r: RunCurves) -> str:
     return LABELS[r.norm] + (f' (diverged at step {r.diverged_at})' if r.diverged else '')
 
 def draw(runs: dict[str, RunCurves], lr: float, steps: int | None = None, title: str | None = None) -> Figure:
-    "Training loss, accuracy and effective beta over steps for each run in `runs`."
-    fig = Figure(figsize=(12, 3.6))
-    axl, axa, axb = fig.subplots(1, 3, gridspec_kw=dict(left=.07, right=.99, bottom=.14, top=.82, wspace=.3))
+    "Training loss (each step faint, 10-step mean solid), 10-step mean accuracy and effective beta over steps for each run in `runs`."
+    fig = Figure(figsize=(10, 4.2))
+    axl, axa, axb = fig.subplots(1, 3, gridspec_kw=dict(left=.075, right=.99, bottom=.13, top=.74, wspace=.34))
     for r in runs.values():
         c, x = COLORS[r.norm], np.arange(len(r.loss))
         axl.plot(x, r.loss, color=c, alpha=.25, lw=.8)
-        axl.plot(x, _smooth(r.loss), color=c, label=_label(r))
-        axa.plot(x, _smooth(r.acc), color=c)
+        axl.plot(x, running_mean(r.loss), color=c, label=_label(r))
+        axa.plot(x, running_mean(r.acc), color=c)
         if r.beta: axb.plot(r.beta_steps, r.beta, 'o-', color=c, ms=3)
         if r.diverged:
-            _mark_divergence(axl, r)
-            _mark_divergence(axa, r)
+            mark_divergence(axl, r)
+            mark_divergence(axa, r)
     axl.set(xlabel='step', ylabel='training loss', yscale='log', title='training loss')
     axa.set(xlabel='step', ylabel='training accuracy (batch)', ylim=(0, 1), title='training accuracy')
     axb.set(xlabel='step', ylabel='effective beta', title='effective beta-smoothness')
@@ -163,11 +111,14 @@ def draw(runs: dict[str, RunCurves], lr: float, steps: int | None = None, title:
                    else 'not measured', ha='center', va='center', transform=axb.transAxes, color='gray')
     for ax in (axl, axa, axb):
         if steps: ax.set_xlim(0, steps)
-    if runs: axl.legend(fontsize=8, loc='lower left')
-    fig.suptitle(title or f'learning rate {lr:.3g}')
+    if runs:
+        keys = [Line2D([], [], color='gray', alpha=.4, lw=.8, label="faint: each step's loss"), Line2D([], [], color='gray', label='10-step mean')]
+        fig.legend(handles=axl.get_legend_handles_labels()[0] + keys, loc='upper center', bbox_to_anchor=(.5, .925),
+                   ncol=len(runs) + 2, fontsize=10, frameon=False)
+    fig.suptitle(title or f'learning rate {lr:.3g}', y=.985)
     return fig
 
-def png(fig: Figure, dpi: int = 80) -> bytes:
+def png(fig: Figure, dpi: int = 100) -> bytes:
     "The figure as PNG bytes."
     buf = io.BytesIO()
     fig.savefig(buf, format='png', dpi=dpi)
@@ -180,7 +131,7 @@ def sweep_path(scale='cpu', steps: int = 50, seed: int = 0) -> Path:
     "Where the playground caches the sweep of `steps`-step runs at `scale`."
     return data_dir()/'playground'/f'sweep_{get_scale(scale).name}_{steps}steps_seed{seed}.json'
 
-def sweep(norms=NORMS, lrs=LRS, steps: int = 50, scale='cpu', seed: int = 0, path=None, progress: bool | None = None,
+def sweep(norms=NORMS, lrs=LRS, steps: int = 50, scale='cpu', *, seed: int = 0, path=None, progress: bool | None = None,
           on_run=None) -> dict[tuple[str, float], RunCurves]:
     "A `steps`-step run for every `(norm, lr)`, trained once and cached as JSON; `on_run(done, todo)` after each."
     path = Path(path or sweep_path(scale, steps, seed))
@@ -214,145 +165,19 @@ def draw_sweep(sw: dict[tuple[str, float], RunCurves], lr: float, norm: str = 'b
             if r.diverged: ax.plot([l], [0.95], 'x', color=COLORS[n], ms=8, mew=2, transform=ax.get_xaxis_transform())
     ax.axvline(g, color='gray', ls='--', lw=1)
     ax.set(xscale='log', yscale='log', xlabel=r'learning rate $\eta$', ylabel=f'training loss after {steps} steps',
-           title='every normalization (x: diverged)')
-    ax.get_gridspec().update(right=.87)           # room for the legend, beside the data
+           title='final loss (x: diverged)')
+    ax.get_gridspec().update(right=.83)           # room for the legend, beside the data
     for a in fig.axes: a.set_position(a.get_subplotspec().get_position(fig))
-    ax.legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.02, 1), frameon=False)
+    ax.legend(fontsize=10, loc='upper left', bbox_to_anchor=(1.01, 1.03), frameon=False, handlelength=1.2)
     return fig
 
 # %% ../nbs/20_playground_lib.ipynb #e72b879b
-def from_store(r) -> RunCurves:
-    "A store run (`05a_setups.Run`) as the playground draws it: its curves, test accuracy and effective beta along the gradient."
-    h, g = r.history, r.landscape.get('gradient', {})
-    return RunCurves(r.spec['norm'], r.spec['lr'], [float(v) for v in h.loss], [float(v) for v in h.acc],
-               [int(s) for s in g.get('steps', [])], [float(b) for b in g.get('beta', [])], h.diverged_at,
-               [int(s) for s in h.test_steps], [float(a) for a in h.test_acc])
-
-def store_sweep(scale='cpu', seed: int = 0, norms=NORMS, lrs=STORE_LRS, steps: int | None = None,
-                train: bool = False) -> dict[tuple[str, float], RunCurves]:
-    "`{(norm, lr): RunCurves}` of the VGG runs in the run store at `scale`'s full length (or `steps`); `train`: get the missing ones."
-    out = {}
-    if train:                                  # what no other process is training first, as `store.grid_runs` does
-        for n in norms:
-            for lr in lrs: get_run('vgg', n, lr, seed, scale, steps, wait=False)
-    for n in norms:
-        for lr in lrs:
-            r = get_run('vgg', n, lr, seed, scale, steps) if train else stored_run('vgg', n, lr, seed, scale, steps)
-            if r is not None: out[(n, float(lr))] = from_store(r)
-    return out
-
-def fig1_runs(scale='cpu', seed: int = 0) -> dict[tuple[str, float], RunCurves]:
-    "Fig 1's runs: the standard and the BN VGG at every `STORE_LRS`, from the store (trained into it if missing, as `10_fig1` does)."
-    return store_sweep(scale, seed, norms=('none', 'batch'), lrs=STORE_LRS, train=True)
-
 def budget(sw: dict, lr: float = 0.1, level: float = 0.5) -> dict:
     "Steps each network of a store sweep took to reach `level` training accuracy at `lr` (None: never, or not in the store)."
     def s(r):
         t = steps_to(r.history(), level) if r.acc else math.inf
         return None if not math.isfinite(t) else int(t)
     return {n: s(r) for (n, l), r in sw.items() if l == lr}
-
-# %% ../nbs/20_playground_lib.ipynb #c9f56dc4
-PANEL_LRS = (0.1, 0.5, 1.0)      # the paper's Fig 1 learning rates and one above them
-CHANCE = 0.1                     # MNIST-1D has ten classes
-
-def lr_numbers(sw: dict, lrs=PANEL_LRS, norms=('none', 'batch'), level: float = 0.5) -> list[dict]:
-    "Per `(lr, norm)`: final training and test accuracy, steps to `level`, divergence and the median effective beta of `sw`'s run."
-    rows = []
-    for lr in lrs:
-        for n in norms:
-            r = sw.get((n, float(lr)))
-            if r is None:
-                rows.append(dict(lr=float(lr), norm=n, stored=False))
-                continue
-            h, b = r.history(), [x for x in r.beta if math.isfinite(x)]
-            t = steps_to(h, level) if r.acc else math.inf
-            rows.append(dict(lr=float(lr), norm=n, stored=True, steps=len(r.loss), diverged_at=r.diverged_at,
-                             train_acc=final_acc(h), test_acc=final_test_acc(h), level=level,
-                             steps_to=int(t) if math.isfinite(t) else None,
-                             beta=float(np.median(b)) if b else math.nan, beta_n=len(b)))
-    return rows
-
-def _pct(x): return 'n/a' if not math.isfinite(x) else f'{x:.0%}'
-
-def lr_table(rows: list[dict]) -> Markdown:
-    "The numbers of `lr_numbers` as a Markdown table."
-    t = ['| $\\eta$ | network | final test accuracy | final training accuracy | steps to 50% | median effective $\\beta$ (probes) |',
-         '|---|---|---|---|---|---|']
-    for r in rows:
-        if not r['stored']:
-            t.append(f"| {r['lr']:g} | {LABELS[r['norm']]} | not in the run store yet | | | |")
-            continue
-        to = f"diverged at step {r['diverged_at']}" if r['diverged_at'] is not None else (str(r['steps_to']) if r['steps_to'] is not None else 'never')
-        b = f"{r['beta']:.3g} ({r['beta_n']})" if r['beta_n'] else 'none finite'
-        t.append(f"| {r['lr']:g} | {LABELS[r['norm']]} | {_pct(r['test_acc'])} | {_pct(r['train_acc'])} | {to} | {b} |")
-    return Markdown('\n'.join(t))
-
-def _fate(r: dict) -> str:
-    if not r['stored']: return 'is not in the run store yet'
-    if r['diverged_at'] is not None: return f"diverges at step {r['diverged_at']} (its loss overflows)"
-    if r['steps_to'] is None:
-        return (f"never reaches {r['level']:.0%} training accuracy in {r['steps']:,} steps: it ends at "
-                f"{_pct(r['test_acc'])} test accuracy, chance being {CHANCE:.0%}")
-    return f"reaches {r['level']:.0%} training accuracy at step {r['steps_to']:,} and ends at {_pct(r['test_acc'])} test accuracy"
-
-def _beta_words(rs: dict) -> str:
-    a, b = rs.get('none', {}), rs.get('batch', {})
-    fa, fb = a.get('beta_n', 0) > 0, b.get('beta_n', 0) > 0
-    def lacks(r): return 'has no finite probe to compare' if r.get('stored') else 'has no run to compare'
-    if fa and fb:
-        hi, q = ('without it', a['beta']/b['beta']) if a['beta'] > b['beta'] else ('with BatchNorm', b['beta']/a['beta'])
-        s = (f"Median effective $\\beta$: {a['beta']:.3g} for the standard network, {b['beta']:.3g} with BatchNorm "
-             f"({q:.2g} times higher {hi}).")
-        if a['steps_to'] is None and a['diverged_at'] is None and a['beta'] < b['beta']:
-            s += (" The standard network never left chance, so its low $\\beta$ is that of a flat stretch of the landscape"
-                  " it does not descend: a smooth landscape helps a network that moves.")
-        return s
-    if fb: return f"Median effective $\\beta$ with BatchNorm: {b['beta']:.3g}; the standard network {lacks(a)}."
-    if fa: return f"Median effective $\\beta$ of the standard network: {a['beta']:.3g}; BatchNorm {lacks(b)}."
-    return "Neither run has a finite effective $\\beta$ probe."
-
-def look_for(rows: list[dict]) -> Markdown:
-    "What to look for in `draw_lr_panels`, one paragraph per learning rate, from the numbers of `lr_numbers` alone."
-    out = []
-    for lr in dict.fromkeys(r['lr'] for r in rows):
-        rs = {r['norm']: r for r in rows if r['lr'] == lr}
-        s = [f"**At $\\eta = {lr:g}$** the standard network {_fate(rs['none'])}" if 'none' in rs else f"**At $\\eta = {lr:g}$**"]
-        if 'batch' in rs: s.append(f"with BatchNorm the network {_fate(rs['batch'])}")
-        out.append('; '.join(s) + '. ' + _beta_words(rs))
-    return Markdown('\n\n'.join(out))
-
-def draw_lr_panels(sw: dict, lrs=PANEL_LRS, norms=('none', 'batch'), title: str | None = None) -> Figure:
-    "Small multiples, one column per `lr`: accuracy (training 20-step mean, test dashed) and effective beta over steps of `norms`."
-    fig = Figure(figsize=(3.4 * len(lrs) + 1, 5.6))
-    axs = fig.subplots(2, len(lrs), sharex=True, sharey='row', squeeze=False,
-                       gridspec_kw=dict(left=.09, right=.99, top=.8, bottom=.09, hspace=.1, wspace=.06))
-    for j, lr in enumerate(lrs):
-        top, bot = axs[0, j], axs[1, j]
-        top.set_title(rf'$\eta = {lr:g}$')
-        top.axhline(CHANCE, color='gray', ls=':', lw=1)
-        got = [n for n in norms if (n, float(lr)) in sw]
-        for n in got:
-            r, c = sw[(n, float(lr))], COLORS[n]
-            top.plot(np.arange(len(r.acc)), _smooth(r.acc, 20), color=c, lw=1.3)
-            if r.test_acc: top.plot(r.test_steps, r.test_acc, '--', color=c, lw=1)
-            ok = [(s, b) for s, b in zip(r.beta_steps, r.beta) if math.isfinite(b) and b > 0]
-            if ok: bot.plot(*zip(*ok), 'o-', color=c, ms=3, lw=1)
-            if r.diverged:
-                _mark_divergence(top, r)
-                bot.axvline(r.diverged_at, color=c, ls=':', lw=1.5)
-        if not got: top.text(.5, .5, 'not in the run store yet', ha='center', va='center', transform=top.transAxes, color='gray')
-        bot.set_xlabel('step')
-    axs[0, 0].set(ylim=(0, 1.02), ylabel='accuracy')
-    axs[1, 0].set(yscale='log', ylabel=r'effective $\beta$')
-    axs[1, 0].yaxis.set(major_locator=LogLocator(subs=(1, 2, 5)), major_formatter=FuncFormatter(lambda v, _: f'{v:g}'),
-                        minor_formatter=NullFormatter())
-    handles = [Line2D([], [], color=COLORS[n], lw=2, label=LABELS[n]) for n in norms] + [
-        Line2D([], [], color='k', lw=1.3, label='training (20-step mean)'), Line2D([], [], color='k', ls='--', lw=1, label='test'),
-        Line2D([], [], color='gray', ls=':', lw=1, label='chance'), Line2D([], [], color='k', marker='x', ls=':', mew=2, label='diverged')]
-    fig.legend(handles=handles, loc='upper center', bbox_to_anchor=(.54, .93), ncol=len(handles), fontsize=8, frameon=False)
-    fig.suptitle(title or 'the run store\'s full-length runs (seed 0) at three learning rates', y=.985)
-    return fig
 
 # %% ../nbs/20_playground_lib.ipynb #e96448d1
 def has_frontend() -> bool:
@@ -365,9 +190,11 @@ def has_frontend() -> bool:
 # %% ../nbs/20_playground_lib.ipynb #1ff4e837
 def _lr_options(lrs): return [(f'{lr:g}', float(lr)) for lr in lrs]
 
+def _source(sw: dict, seed: int) -> str: return f"the run store ({len(sw)} runs of {max(len(r.loss) for r in sw.values())} steps, seed {seed})"
+
 class Playground(widgets.VBox):
     "The learning-rate playground: settings, a Train button, an instant mode (from the run store) and a live figure."
-    def __init__(self, lr: float = 0.1, norm: str = 'batch', steps: int | None = None, scale='cpu', seed: int = 0,
+    def __init__(self, lr: float = 0.1, norm: str = 'batch', steps: int | None = None, scale='cpu', *, seed: int = 0,
                  sweep_steps: int = 50, sweep_file=None, refractory: float | None = None, redraw_every_s: float = 1.0,
                  instant_from: str = 'store', instant: bool | None = None, store_steps: int | None = None):
         if instant_from not in ('store', 'sweep'): raise ValueError(f"instant_from must be 'store' or 'sweep', got {instant_from!r}")
@@ -378,7 +205,7 @@ class Playground(widgets.VBox):
         self.runs, self.sw, self.figure, self._sweep_figs, self._regrid = {}, None, None, {}, False
         stored = store_sweep(scale, seed, steps=store_steps) if instant_from == 'store' else {}
         if ('none', 0.1) in stored and ('batch', 0.1) in stored:
-            self.sw, self.sw_source = stored, f"the run store ({len(stored)} full-length runs, seed {seed})"
+            self.sw, self.sw_source = stored, _source(stored, seed)
         need = budget(stored)
         self.budget = need.get('none')
         live_steps = 50 * math.ceil(self.budget / 50) if self.budget else 800
@@ -450,7 +277,7 @@ class Playground(widgets.VBox):
         t0 = time.perf_counter()
         self._say(f'Training {", ".join(LABELS[n] for n in variants(norm))} at learning rate {lr:.3g} for {steps} steps...')
         try:
-            self.runs = train_variants(norm, lr, steps, self.scale, self.seed,
+            self.runs = train_variants(norm, lr, steps, self.scale, seed=self.seed,
                                        on_update=lambda runs: self._live(runs, lr, steps))
             self.show(draw(self.runs, lr, steps))
             div = [f'{LABELS[n]} diverged at step {r.diverged_at}' for n, r in self.runs.items() if r.diverged]
@@ -473,7 +300,7 @@ class Playground(widgets.VBox):
         if self.instant_from == 'store':
             sw = store_sweep(self.scale, self.seed, steps=self.store_steps)
             if ('none', 0.1) in sw and ('batch', 0.1) in sw:
-                self.sw, self.sw_source = sw, f"the run store ({len(sw)} full-length runs, seed {self.seed})"
+                self.sw, self.sw_source = sw, _source(sw, self.seed)
                 return sw
         self.busy, self.button.disabled = True, True
         self.progress.layout.visibility = 'visible'
@@ -511,7 +338,8 @@ class Playground(widgets.VBox):
 
     def _repr_mimebundle_(self, **kwargs):
         data = super()._repr_mimebundle_(**kwargs)
-        data['text/plain'] = f'lr_playground: learning rate {self.lr.value:.3g}, {self.norm.value}, {self.steps.value} steps'
+        mode = f'instant mode from {self.sw_source}' if self.instant.value else f'live, {self.steps.value} training steps'
+        data['text/plain'] = f'lr_playground: learning rate {self.lr.value:.3g}, {self.norm.value}, {mode}'
         if self.figure is not None: data['image/png'] = png(self.figure)
         return data
 

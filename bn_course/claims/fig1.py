@@ -346,7 +346,7 @@ def _glorot(o: Options) -> dict | None:
     "The pilot's Glorot runs at `DIST_LR` from the store (`PILOT_GRID`; never trained here), `{norm: [Run per seed]}`; None if the scale's VGG is Glorot or one is missing."
     if o.scale.vgg.get('init') == 'glorot': return None
     cells = [c for c in PILOT_GRID if c[2] == DIST_LR]
-    runs = [(c[1], stored_run(*c[:4], cell_scale(c, o.scale), o.steps, o.device)) for c in cells]
+    runs = [(c[1], stored_run(*c[:4], scale=cell_scale(c, o.scale), steps=o.steps, device=o.device)) for c in cells]
     return {n: [r for m, r in runs if m == n] for n in NORMS} if cells and all(r is not None for _, r in runs) else None
 
 @claim('fig1-distributions', 'Fig 1c',
