@@ -13,7 +13,7 @@ from ..store import grid_runs, Options
 from ..setups import PAPER_LR
 from ..checks import ClaimResult, Effect, prose, seeds_text, num_text
 from ..measures import final_acc, final_test_acc, steps_to, unit_drifts, run_moments, DRIFT_STARTS, final_loss
-from ..smoothness import seed_ratios, seed_geomean, LANDSCAPE_MEASURES, WINDOWS
+from ..smoothness import probe_blowup, seed_ratios, seed_geomean, LANDSCAPE_MEASURES, WINDOWS
 from ..plots import NORM_STYLE, norm_label, norm_colors, plot_curves, plot_percentiles, grid
 
 # %% auto #0
@@ -245,11 +245,6 @@ def plot_lp_landscape(full: dict, title: str, log_loss: bool = False) -> plt.Fig
     return fig
 
 # %% ../../nbs/15_lp_lib.ipynb #d11ede4f
-def _blowup(st: dict) -> dict:
-    "Per network, per seed: the largest loss along any gradient probe over the loss at its step (above 1: a probe step raised the loss)."
-    one = lambda p: float(np.nanmax(p['loss'] / p['loss0'][:, None])) if len(p.get('loss', ())) else math.nan
-    return {n: [one(r.landscape['gradient']) for r in rs] for n, rs in st['runs'].items()}
-
 READINGS = [(d, m, w, how) for d in ('gradient', 'random') for m in ('grad_change', 'grad_change_per_length') for w in WINDOWS for how in ('geo', 'mean')]
 
 def reading_effects(full: dict) -> list[Effect]:
@@ -278,7 +273,7 @@ def small_lr_study(o: Options | None = None, factor: float = 0.1, **settings) ->
 
 def overshoot_text(hi: dict, lo: dict) -> str:
     "One sentence: how far the standard and lp DLNs' probes raise the loss above the loss at their step, in `hi` and `lo`."
-    b = {st['lr']: _blowup(st) for st in (hi, lo)}
+    b = {st['lr']: probe_blowup(st) for st in (hi, lo)}
     return ("The largest loss along a probe over the loss at its step, per seed: " + '; '.join(
         f"at lr {lr:g}, standard {_and(num_text(x, '.3g') + 'x' for x in v['none'])}, the lp DLNs {_rng([x for p in LP for x in v[p]], '.3g', 'x')}"
         for lr, v in b.items()) + '.')
@@ -291,7 +286,7 @@ def lp_landscape_result(name: str, full: dict, fig: str) -> ClaimResult:
     vs = lambda base, ps: {p: {m: seed_ratios(runs[base], runs[p], m) for m in LANDSCAPE_MEASURES} for p in ps}
     geo, like_bn = vs('none', LP), vs('batch', LP)
     data = dict(paper=PAPER['fig12_13'], arch=full['arch'], lr=full['lr'], steps=full['steps'], std_over_lp=geo, bn_over_lp=like_bn,
-                std_over_bn=vs('none', ('batch',))['batch'], probe_scale=list(full['probes']['probe_scale']), blowup=_blowup(full))
+                std_over_bn=vs('none', ('batch',))['batch'], probe_scale=list(full['probes']['probe_scale']), blowup=probe_blowup(full))
     g = lambda v: ', '.join(f"{m} {'/'.join(f'{x:.3g}' for x in xs)}" for m, xs in v.items())
     s = ('; '.join(f"standard/{norm_label(p)} over training per seed: {g(geo[p])}" for p in LP) + ' | ' +
          '; '.join(f"BN/{norm_label(p)}: {g(like_bn[p])}" for p in LP) + ' (paper: every lp normalization smooths like BN)')
@@ -319,7 +314,7 @@ def lp_landscape_dln(o: Options) -> ClaimResult:
     "Fig 13 from the store's standard, BN and lp DLNs at lr 1e-6; and its secondary effects at lr 1e-7."
     full = grid_runs('dln', NORMS, PAPER_LR['dln'], o)
     res, lo = lp_landscape_result('lp-landscape-dln', full, 'Fig 13'), small_lr_study(o)
-    es, b = step_effects(full, lo), _blowup(lo)['none']
+    es, b = step_effects(full, lo), probe_blowup(lo)['none']
     res.why = (f"trained and probed at lr {lo['lr']:g}, where the standard DLN's probes raise its loss at most {max(b):.3g}x "
                f"(at lr {full['lr']:g}: {max(res.data['blowup']['none']):.3g}x), standard / lp gradient change is "
                f"{_rng(_factors(es[len(LP):]), '.3g', 'x')} (at lr {full['lr']:g}: {_rng(_factors(es[:len(LP)]), '.3g', 'x')}; seed means of the log ratio)")
